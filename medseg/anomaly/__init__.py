@@ -1,0 +1,1 @@
+"""medseg.anomaly (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""medseg.batch (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""medseg.cli (see DESIGN.md)."""

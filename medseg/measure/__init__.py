@@ -1,0 +1,1 @@
+"""medseg.measure (see DESIGN.md)."""

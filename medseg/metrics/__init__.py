@@ -1,0 +1,1 @@
+"""medseg.metrics (see DESIGN.md)."""

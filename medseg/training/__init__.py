@@ -1,0 +1,1 @@
+"""medseg.training (see DESIGN.md)."""

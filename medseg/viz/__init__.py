@@ -1,0 +1,1 @@
+"""medseg.viz (see DESIGN.md)."""
