@@ -6,13 +6,29 @@ Reorient, resample to the plan's spacing, normalise intensities: one definition 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from medseg.inference.bundle import NormalizationSpec
 from medseg.volume import Volume
 
-__all__ = ["normalize_intensity", "preprocess_image", "preprocess_labels"]
+__all__ = ["NormalizationSpec", "normalize_intensity", "preprocess_image", "preprocess_labels"]
+
+
+@dataclass(frozen=True)
+class NormalizationSpec:
+    """Intensity normalisation applied before the network.
+
+    ``scheme="ct"``: clip to ``[clip_low, clip_high]`` then ``(x - mean) / std``
+    with the dataset's foreground statistics. ``scheme="zscore"``: per-image
+    z-score (MR). ``scheme="none"``: identity.
+    """
+
+    scheme: str = "zscore"
+    clip_low: float | None = None
+    clip_high: float | None = None
+    mean: float | None = None
+    std: float | None = None
 
 
 def normalize_intensity(array: np.ndarray, spec: NormalizationSpec) -> np.ndarray:

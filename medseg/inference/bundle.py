@@ -16,6 +16,7 @@ import torch
 
 from medseg.atomic import atomic_path
 from medseg.config import from_dict, load_yaml, save_yaml
+from medseg.data.preprocess import NormalizationSpec
 from medseg.errors import BundleError, InputNotFoundError
 
 __all__ = ["NormalizationSpec", "BundleSpec", "save_bundle", "load_bundle", "BUNDLE_FORMAT_VERSION"]
@@ -25,22 +26,6 @@ log = logging.getLogger(__name__)
 BUNDLE_FORMAT_VERSION = 1
 _SPEC_NAME = "bundle.yaml"
 _WEIGHTS_NAME = "weights.pt"
-
-
-@dataclass(frozen=True)
-class NormalizationSpec:
-    """Intensity normalisation applied before the network.
-
-    ``scheme="ct"``: clip to ``[clip_low, clip_high]`` then ``(x - mean) / std``
-    with the dataset's foreground statistics. ``scheme="zscore"``: per-image
-    z-score (MR). ``scheme="none"``: identity.
-    """
-
-    scheme: str = "zscore"
-    clip_low: float | None = None
-    clip_high: float | None = None
-    mean: float | None = None
-    std: float | None = None
 
 
 @dataclass(frozen=True)
