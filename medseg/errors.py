@@ -16,6 +16,7 @@ __all__ = [
     "GeometryMismatchError",
     "InvalidVolumeError",
     "ConfigError",
+    "InvalidArgumentError",
     "DatasetError",
     "ModelError",
     "BundleError",
@@ -66,6 +67,10 @@ class InvalidVolumeError(MedsegError, ValueError):
 
 class ConfigError(MedsegError, ValueError):
     """A configuration file or option is invalid."""
+
+
+class InvalidArgumentError(MedsegError, ValueError):
+    """A function argument has an invalid value (bad orientation code, spacing, slice)."""
 
 
 class DatasetError(MedsegError):

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from medseg.errors import InvalidArgumentError
+
 __all__ = [
     "LPS_TO_RAS",
     "affine_from_spacing",
@@ -102,7 +104,7 @@ def orientation_transform(
     """
     target = to.upper()
     if len(target) != 3 or any(c not in _OPPOSITE for c in target):
-        raise ValueError(f"orientation code {to!r} must be three letters from RLAPSI, e.g. 'RAS'")
+        raise InvalidArgumentError(f"orientation code {to!r} must be three letters from RLAPSI, e.g. 'RAS'")
     current = axis_codes(affine)
     permutation: list[int] = []
     flips: list[bool] = []
@@ -110,11 +112,11 @@ def orientation_transform(
         if code in current:
             permutation.append(current.index(code))
             flips.append(False)
-        elif _OPPOSITE[code] in current:
+        else:  # every world axis appears in ``current``, as itself or its opposite
             permutation.append(current.index(_OPPOSITE[code]))
             flips.append(True)
-        else:
-            raise ValueError(f"orientation code {to!r} names one world axis twice")
+    if len(set(permutation)) != 3:
+        raise InvalidArgumentError(f"orientation code {to!r} names one world axis twice")
     return tuple(permutation), tuple(flips)  # type: ignore[return-value]
 
 

@@ -11,6 +11,7 @@ import numpy as np
 from scipy import ndimage
 
 from medseg import geometry
+from medseg.errors import InvalidArgumentError
 from medseg.volume import Volume
 
 __all__ = ["resample_to_grid", "resample_to_spacing", "grid_for_spacing"]
@@ -26,7 +27,7 @@ def grid_for_spacing(
     """
     target = np.broadcast_to(np.asarray(spacing_mm, dtype=float), (3,)).copy()
     if np.any(target <= 0):
-        raise ValueError(f"spacing_mm must be positive, got {spacing_mm}")
+        raise InvalidArgumentError(f"spacing_mm must be positive, got {spacing_mm}")
     current = np.asarray(volume.spacing_mm)
     extent = np.asarray(volume.shape) * current
     shape = tuple(int(max(1, round(e))) for e in extent / target)

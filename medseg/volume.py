@@ -13,7 +13,7 @@ from typing import Any, Literal
 import numpy as np
 
 from medseg import geometry
-from medseg.errors import GeometryMismatchError, InvalidVolumeError
+from medseg.errors import GeometryMismatchError, InvalidArgumentError, InvalidVolumeError
 
 __all__ = ["Volume", "VolumeKind"]
 
@@ -208,10 +208,10 @@ class Volume:
         (4.0, 0.0, 0.0)
         """
         if len(slices) != 3:
-            raise ValueError("crop needs exactly three slices (i, j, k)")
+            raise InvalidArgumentError("crop needs exactly three slices (i, j, k)")
         bounds = [s.indices(n) for s, n in zip(slices, self.shape)]
         if any(step != 1 for _, _, step in bounds):
-            raise ValueError("crop slices must have step 1; use resample to change spacing")
+            raise InvalidArgumentError("crop slices must have step 1; use resample to change spacing")
         start = np.array([b[0] for b in bounds], dtype=float)
         array = self.array[tuple(slice(b[0], b[1]) for b in bounds)]
         affine = self.affine.copy()

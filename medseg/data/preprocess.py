@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from medseg.errors import InvalidArgumentError
 from medseg.volume import Volume
 
 __all__ = ["NormalizationSpec", "normalize_intensity", "preprocess_image", "preprocess_labels"]
@@ -52,7 +53,7 @@ def normalize_intensity(array: np.ndarray, spec: NormalizationSpec) -> np.ndarra
     if spec.scheme == "zscore":
         mean, std = float(values.mean()), float(values.std())
         return ((values - mean) / max(std, 1e-8)).astype(np.float32)
-    raise ValueError(f"unknown normalization scheme {spec.scheme!r}; use 'ct', 'zscore' or 'none'")
+    raise InvalidArgumentError(f"unknown normalization scheme {spec.scheme!r}; use 'ct', 'zscore' or 'none'")
 
 
 def _regrid(volume: Volume, target_spacing_mm: Sequence[float] | None, orientation: str,
