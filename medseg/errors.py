@@ -22,6 +22,7 @@ __all__ = [
     "BundleError",
     "TrainingError",
     "InferenceError",
+    "VisualizationError",
 ]
 
 
@@ -91,3 +92,7 @@ class TrainingError(MedsegError):
 
 class InferenceError(MedsegError):
     """Prediction failed for a case."""
+
+
+class VisualizationError(MedsegError, ValueError):
+    """Data handed to a plot cannot be drawn (wrong type, missing columns, bad plane)."""
