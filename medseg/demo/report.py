@@ -91,9 +91,15 @@ class HtmlReport:
         body = "".join(f"<li>{html.escape(item)}</li>" for item in items)
         self.parts.append(f"<ul>{body}</ul>")
 
-    def add_figure(self, fig: Figure, *, caption: str = "", alt: str | None = None) -> None:
-        """Embed a matplotlib figure as a base64 PNG with a caption."""
-        data = base64.b64encode(figure_to_png_bytes(fig, dpi=self.dpi)).decode("ascii")
+    def add_figure(self, fig: Figure, *, caption: str = "", alt: str | None = None) -> bytes:
+        """Embed a matplotlib figure as a base64 PNG with a caption; returns the PNG bytes."""
+        png = figure_to_png_bytes(fig, dpi=self.dpi)
+        self.add_png(png, caption=caption, alt=alt)
+        return png
+
+    def add_png(self, png: bytes, *, caption: str = "", alt: str | None = None) -> None:
+        """Embed PNG bytes as a base64 data URI with a caption."""
+        data = base64.b64encode(png).decode("ascii")
         alt_text = html.escape(alt or caption or "figure")
         self.parts.append(
             f'<figure><img alt="{alt_text}" src="data:image/png;base64,{data}">'
