@@ -164,6 +164,108 @@ fig
 ]
 
 
+TRAIN_SEGMENTATION = [
+    ("md", """
+# 02 · Train a segmentation model
+
+Dataset -> fingerprint -> plan -> train -> predict -> evaluate, on a synthetic CT dataset in the Medical
+Segmentation Decathlon layout. The same calls work on a real MSD or nnU-Net v2 raw dataset folder.
+"""),
+    ("parameters", """
+# Parameters (the tests override these with tiny values)
+n_cases = 10
+shape = (48, 48, 48)
+spacing_mm = (2.0, 2.0, 2.5)
+config = "tiny3d"       # a preset name from configs/, a YAML path, or a TrainConfig
+epochs = None           # None: the config's epochs
+max_minutes = 3.0
+seed = 0
+work_dir = "nb02_output"
+"""),
+    ("code", """
+%matplotlib inline
+from pathlib import Path
+
+import medseg
+from medseg.data import compute_fingerprint, load_dataset, make_plan, save_plan
+from medseg.demo import make_dataset
+from medseg.inference import Predictor
+from medseg.metrics import evaluate
+from medseg.training import train
+from medseg.viz import plot_training_curves, show_slices
+
+work = Path(work_dir)
+work.mkdir(parents=True, exist_ok=True)
+"""),
+    ("md", """
+## Dataset
+
+`make_dataset` writes `imagesTr/`, `labelsTr/`, `dataset.json` (and one held-out case in
+`imagesTs/`/`labelsTs/`); `load_dataset` reads and checks the layout.
+"""),
+    ("code", """
+root = make_dataset(work / "data", n_cases=n_cases, n_test=1, shape=shape, spacing_mm=spacing_mm,
+                    seed=seed)
+dataset = load_dataset(root)
+print(len(dataset.cases), "training cases; labels:", dataset.labels, "; modality:", dataset.modality)
+print([case.case_id for case in dataset.cases])
+"""),
+    ("md", """
+## Fingerprint and plan
+
+The fingerprint collects spacings, shapes and foreground intensities; the plan derives the target
+spacing, patch size, batch size, normalisation and network topology from it (nnU-Net's recipe).
+"""),
+    ("code", """
+fingerprint = compute_fingerprint(dataset, workers=1)
+plan = make_plan(fingerprint, config="3d")
+print("target spacing (mm):", plan.target_spacing_mm)
+print("patch size:", plan.patch_size, " batch size:", plan.batch_size)
+print("normalisation:", plan.normalization)
+print("network:", plan.model_name)
+save_plan(plan, work / "plan.yaml")
+print((work / "plan.yaml").read_text()[:600])
+"""),
+    ("md", """
+## Train
+
+A small configuration for CPU; the run folder keeps the plan, config, splits, checkpoints, a
+`metrics.csv` and the model `bundle/`.
+"""),
+    ("code", """
+result = train(dataset, out_dir=work / "run", config=config, plan=plan, epochs=epochs,
+               max_minutes=max_minutes, seed=seed)
+print("run folder:", result.run_dir)
+print("best validation Dice:", round(float(result.best_val_dice), 3))
+result.history
+"""),
+    ("code", """
+plot_training_curves(result.history)
+"""),
+    ("md", """
+## Predict the held-out case and evaluate
+
+`Predictor` loads the bundle once; it preprocesses like training did and returns labels on the input's
+own voxel grid.
+"""),
+    ("code", """
+predictor = Predictor.from_bundle(result.bundle_dir, device="cpu")
+case_id = sorted((root / "imagesTs").iterdir())[0].name.removesuffix(".nii.gz")
+image = medseg.read(root / "imagesTs" / f"{case_id}.nii.gz")
+reference = medseg.read(root / "labelsTs" / f"{case_id}.nii.gz", kind="labels")
+prediction = predictor(image)
+print(prediction)
+scores = evaluate(prediction, reference, labels={1: "liver", 2: "spleen", 3: "kidney"},
+                  case_id=case_id)
+scores
+"""),
+    ("code", """
+show_slices(image, reference.replace(labels=prediction.labels), prediction=prediction,
+            title=f"{case_id}: reference (top) and prediction (bottom)")
+"""),
+]
+
+
 METRICS_AND_MEASUREMENTS = [
     ("md", """
 # 03 · Metrics and measurements
@@ -274,14 +376,17 @@ assert (summary["tp"], summary["fn"], summary["fp"]) == (n_found - 1, 1, 1)
     ("md", """
 ## FROC from a probability map
 
-A smooth "probability" map (blurred masks; the false positive gets a lower peak) gives sensitivity
-against false positives per case as the threshold moves.
+A "probability" map with known levels: 0.9 on the lesions the prediction found, 0.3 on the one it
+missed, 0.6 on the false positive. Raising the threshold first loses the weak lesion, then the false
+positive, so each FROC point is known in advance.
 """),
     ("code", """
-prob = ndimage.gaussian_filter(lesion_case.lesions.array.astype(np.float32), 1.0)
-prob = np.maximum(prob, 0.4 * ndimage.gaussian_filter(fake.astype(np.float32), 1.0))
+prob = np.zeros(shape, dtype=np.float32)
+prob[components > 1] = 0.9
+prob[components == 1] = 0.3
+prob[fake] = 0.6
 probability = lesion_case.image.with_array(prob)
-curve = froc(probability, lesion_case.lesions, thresholds=[0.1, 0.2, 0.3, 0.5, 0.7])
+curve = froc(probability, lesion_case.lesions, thresholds=[0.2, 0.5, 0.7])
 fig = new_figure((4, 3))
 ax = fig.add_subplot()
 ax.plot(curve["fp_per_case"], curve["sensitivity"], marker="o")
@@ -290,6 +395,11 @@ ax.set_ylabel("lesion sensitivity")
 ax.set_ylim(0, 1.05)
 display(curve)
 fig
+"""),
+    ("code", """
+found = (n_found - 1) / n_found
+assert np.allclose(curve["sensitivity"], [1.0, found, found])
+assert np.allclose(curve["fp_per_case"], [1.0, 1.0, 0.0])
 """),
     ("code", """
 show_anomaly_map(lesion_case.image, probability, reference=lesion_case.lesions)
@@ -321,6 +431,7 @@ show_slices(lesion_case.image, lesion_case.labels, prediction=lesion_case.lesion
 
 NOTEBOOKS: dict[str, list[tuple[str, str]]] = {
     "01_load_and_view.ipynb": LOAD_AND_VIEW,
+    "02_train_segmentation.ipynb": TRAIN_SEGMENTATION,
     "03_metrics_and_measurements.ipynb": METRICS_AND_MEASUREMENTS,
 }
 
