@@ -24,6 +24,7 @@ app = typer.Typer(
 # Modules that define ``register(app)``; each adds its commands.
 _COMMAND_MODULES = [
     "medseg.cli.info",
+    "medseg.cli.demo",
 ]
 
 
