@@ -50,6 +50,21 @@ def _map_channel(
     )
 
 
+def _outside_source(
+    matrix: np.ndarray, offset: np.ndarray, in_shape: Sequence[int], out_shape: tuple
+) -> np.ndarray:
+    """Output voxels whose centre lies outside the source voxels' extent (half a voxel past the
+    edge centres); labels there are background, not the edge label repeated."""
+    limit = np.asarray(in_shape[:3], dtype=float) - 0.5 + 1e-3
+    ii, jj = np.meshgrid(np.arange(out_shape[0]), np.arange(out_shape[1]), indexing="ij")
+    outside = np.zeros(out_shape, dtype=bool)
+    for k in range(out_shape[2]):
+        for axis in range(3):
+            coord = matrix[axis, 0] * ii + matrix[axis, 1] * jj + (matrix[axis, 2] * k + offset[axis])
+            outside[:, :, k] |= (coord < -0.5 - 1e-3) | (coord > limit[axis])
+    return outside
+
+
 def resample_to_grid(
     volume: Volume,
     *,
@@ -88,6 +103,7 @@ def resample_to_grid(
                 take = prob > best
                 out[take] = value
                 best[take] = prob[take]
+        out[_outside_source(matrix, offset, array.shape, shape)] = 0
         return volume.replace(array=out, affine=np.asarray(affine, dtype=float))
     work = array.astype(np.float32) if not np.issubdtype(array.dtype, np.floating) else array
     if array.ndim == 3:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from medseg.io.dicom import find_dicom_series, read_dicom_series
 from medseg.io.dispatch import read, write
 
-__all__ = ["read", "write"]
+__all__ = ["read", "write", "read_dicom_series", "find_dicom_series"]
