@@ -55,7 +55,7 @@ def parse_header(raw: bytes, *, path: Path) -> tuple[dict[str, str], int]:
 
     >>> fields, offset = parse_header(b"NDims = 3\\nElementDataFile = LOCAL\\n\\x00\\x01", path=Path("x"))
     >>> fields["NDims"], offset
-    ('3', 35)
+    ('3', 34)
     """
     fields: dict[str, str] = {}
     position = 0
