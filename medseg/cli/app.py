@@ -25,6 +25,7 @@ app = typer.Typer(
 _COMMAND_MODULES = [
     "medseg.cli.info",
     "medseg.cli.demo",
+    "medseg.cli.evaluate",
 ]
 
 
