@@ -94,8 +94,10 @@ def _slice_geometry(header: DicomFrameHeader) -> SliceGeometry:
     return SliceGeometry(header.position_lps, header.orientation_lps, spacing)  # type: ignore[arg-type]
 
 
-def _single_slice_affine(stack: StackGeometry, geometry: SliceGeometry, thickness: float | None):
-    # One slice has no gap to measure: use SliceThickness along the normal (1 mm if absent).
+def _single_slice_affine(stack: StackGeometry, geometry: SliceGeometry, header: DicomFrameHeader):
+    # One slice has no gap to measure: SpacingBetweenSlices, else SliceThickness, else 1 mm
+    # along the normal (SimpleITK's choice too).
+    thickness = header.spacing_between_slices_mm or header.slice_thickness_mm
     affine = stack.affine_ras.copy()
     normal_ras = np.diag([-1.0, -1.0, 1.0]) @ slice_normal(geometry.orientation_lps)
     affine[:3, 2] = normal_ras * (thickness or 1.0)
@@ -194,7 +196,7 @@ def read_dicom_series(
     if resample:
         pixels, affine = regular_stack(pixels, [geometries[i] for i in stack.order], _reindexed(stack))
     elif len(headers) == 1:
-        affine = _single_slice_affine(stack, geometries[stack.order[0]], first.slice_thickness_mm)
+        affine = _single_slice_affine(stack, geometries[stack.order[0]], first)
     meta = _meta(folder, series, headers, stack, resampled=resample)
     return Volume(frame_to_volume(pixels), affine, kind or "image", {}, meta)
 
@@ -266,7 +268,7 @@ def _read_multiframe_series(
     if resample:
         pixels, affine = regular_stack(pixels, [frames.geometries[i] for i in stack.order], _reindexed(stack))
     elif len(stack.order) == 1:
-        affine = _single_slice_affine(stack, frames.geometries[stack.order[0]], header.slice_thickness_mm)
+        affine = _single_slice_affine(stack, frames.geometries[stack.order[0]], header)
     meta = _meta(
         folder, series, [header], stack, resampled=resample, frame_numbers=[i + 1 for i in stack.order]
     )

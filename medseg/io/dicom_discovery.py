@@ -65,6 +65,7 @@ class DicomFrameHeader:
     orientation_lps: tuple[float, ...] | None
     pixel_spacing_mm: tuple[float, float] | None
     slice_thickness_mm: float | None
+    spacing_between_slices_mm: float | None
     rescale_slope: float
     rescale_intercept: float
     pixel_offset: int | None  # byte offset of native pixel data in the file, if known
@@ -171,6 +172,7 @@ def read_header(path: Path) -> DicomFrameHeader | SkippedFile:
     if not enhanced and (position is None or orientation is None):
         return SkippedFile(path, "no ImagePositionPatient/ImageOrientationPatient (not a 3D slice)")
     thickness = ds.get("SliceThickness")
+    between = ds.get("SpacingBetweenSlices")
     return DicomFrameHeader(
         path=path,
         series_uid=series_uid,
@@ -195,6 +197,7 @@ def read_header(path: Path) -> DicomFrameHeader | SkippedFile:
         orientation_lps=orientation,
         pixel_spacing_mm=spacing,  # type: ignore[arg-type]
         slice_thickness_mm=float(thickness) if thickness not in (None, "") else None,
+        spacing_between_slices_mm=float(between) if between not in (None, "") else None,
         rescale_slope=float(ds.get("RescaleSlope", 1.0) or 1.0),
         rescale_intercept=float(ds.get("RescaleIntercept", 0.0) or 0.0),
         pixel_offset=offset,
