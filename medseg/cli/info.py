@@ -88,7 +88,7 @@ def convert(
         intercept = -1024.0 if modality.upper() == "CT" else 0.0
         description = f"converted from {source.name}"
         write_dicom_series(volume, target, modality=modality, series_description=description,
-                           rescale_intercept=intercept)
+                           rescale_intercept=intercept, progress=True)
         return target
     return medseg.write(volume, target)
 

@@ -13,8 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from medseg.errors import InputNotFoundError
 from medseg.io.dicom_geometry import orientation_key
 
@@ -142,7 +140,8 @@ def read_header(path: Path) -> DicomFrameHeader | SkippedFile:
     sop_class = str(ds.get("SOPClassUID", ""))
     if sop_class in _NOT_IMAGES:
         return SkippedFile(path, _NOT_IMAGES[sop_class])
-    raw = ds._dict.get(_PIXEL_DATA)  # pydicom keeps the deferred element's file offset here
+    # pydicom keeps a deferred element raw, with its file offset (value_tell), in _dict.
+    raw = getattr(ds, "_dict", {}).get(_PIXEL_DATA)
     if raw is None and "FloatPixelData" not in ds:
         return SkippedFile(path, f"no pixel data (SOP class {sop_class or 'unknown'})")
     series_uid = str(ds.get("SeriesInstanceUID", ""))
@@ -313,11 +312,3 @@ def find_dicom_series(
     series = group_headers(headers)
     log.debug("%s: %d series, %d skipped file(s)", root, len(series), len(skipped))
     return DicomDiscovery(root=root, series=series, skipped=skipped)
-
-
-def _pixel_spacing_or_default(header: DicomFrameHeader) -> tuple[float, float]:
-    spacing = header.pixel_spacing_mm
-    if spacing is None or not np.all(np.asarray(spacing) > 0):
-        log.warning("%s: no valid PixelSpacing; assuming 1 mm", header.path)
-        return (1.0, 1.0)
-    return spacing

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from medseg.atomic import atomic_path
 from medseg.errors import InvalidVolumeError, MedsegError
@@ -42,23 +43,32 @@ def _ds(value: float) -> str:
     return text if len(text) <= 16 else f"{value:.8e}"
 
 
-def _stored_values(volume: Volume, slope: float, intercept: float) -> tuple[np.ndarray, int]:
+def _stored_dtype(volume: Volume, slope: float, intercept: float) -> tuple[np.dtype, int]:
+    """16-bit dtype and PixelRepresentation that hold ``round((value - intercept) / slope)``."""
     values = np.asarray(volume.array)
-    if values.dtype == np.bool_:
-        values = values.astype(np.uint8)
-    if not np.all(np.isfinite(values)):
+    if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
         raise InvalidVolumeError(f"{volume.source}: NaN/inf voxels cannot be written to DICOM")
-    stored = np.rint((values.astype(np.float64) - intercept) / slope)
-    low, high = float(stored.min()), float(stored.max())
+    low = np.rint((float(values.min()) - intercept) / slope)
+    high = np.rint((float(values.max()) - intercept) / slope)
     if -32768 <= low and high <= 32767:
-        return stored.astype(np.int16), 1
+        return np.dtype(np.int16), 1
     if low >= 0 and high <= 65535:
-        return stored.astype(np.uint16), 0
+        return np.dtype(np.uint16), 0
     raise InvalidVolumeError(
         f"{volume.source}: values {float(values.min()):g}..{float(values.max()):g} do not fit 16-bit "
         f"DICOM pixels with rescale_slope={slope:g}, rescale_intercept={intercept:g}; pass a larger "
         "rescale_slope= (or another rescale_intercept=)"
     )
+
+
+def _stored_slice(volume: Volume, k: int, dtype: np.dtype, slope: float, intercept: float) -> bytes:
+    """Pixel bytes of slice k, (row, column) order; one slice at a time keeps memory flat."""
+    values = np.asarray(volume.array[:, :, k]).T
+    if values.dtype.kind in "iub" and slope == 1.0 and float(intercept).is_integer():
+        stored = values.astype(np.int32) - int(intercept)
+    else:
+        stored = np.rint((values.astype(np.float64) - intercept) / slope)
+    return np.ascontiguousarray(stored.astype(dtype)).tobytes()
 
 
 def write_dicom_series(
@@ -77,6 +87,7 @@ def write_dicom_series(
     rescale_slope: float = 1.0,
     uid_seed: str | None = None,
     file_order: Sequence[int] | None = None,
+    progress: bool = False,
 ) -> list[Path]:
     """Write ``volume`` as a single-frame DICOM series, one file per k slice.
 
@@ -107,6 +118,8 @@ def write_dicom_series(
     file_order : sequence of int, optional
         File number of each slice (a permutation of ``range(n_slices)``), to
         write slices in a scrambled file order for testing readers.
+    progress : bool
+        Show a tqdm progress bar (the CLI turns it on).
 
     Returns
     -------
@@ -137,7 +150,7 @@ def write_dicom_series(
             f"{volume.source}: i and j axes are not perpendicular; DICOM slices must be "
             "rectangular. Resample the volume onto an orthogonal grid first."
         )
-    stored, representation = _stored_values(volume, rescale_slope, rescale_intercept)
+    dtype, representation = _stored_dtype(volume, rescale_slope, rescale_intercept)
     n_slices = volume.shape[2]
     order = list(range(n_slices)) if file_order is None else [int(v) for v in file_order]
     if sorted(order) != list(range(n_slices)):
@@ -148,7 +161,7 @@ def write_dicom_series(
     normal = np.cross(row_dir, col_dir)
     sop_class = SOP_CLASSES[modality]
     paths: list[Path] = []
-    for k in range(n_slices):
+    for k in tqdm(range(n_slices), desc="writing DICOM", unit="slice", disable=not progress):
         position = affine_lps[:3, 3] + affine_lps[:3, 2] * k
         sop_uid = _uid(uid_seed, "instance", series_uid, k)
         meta = FileMetaDataset()
@@ -196,7 +209,7 @@ def write_dicom_series(
         if modality == "CT":
             ds.RescaleType = "HU"
             ds.KVP = ""
-        ds.PixelData = np.ascontiguousarray(stored[:, :, k].T).tobytes()
+        ds.PixelData = _stored_slice(volume, k, dtype, rescale_slope, rescale_intercept)
         target = folder / f"IM{order[k] + 1:05d}.dcm"
         with atomic_path(target) as tmp:
             pydicom.dcmwrite(tmp, ds, enforce_file_format=True)
