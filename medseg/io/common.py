@@ -13,7 +13,7 @@ import numpy as np
 
 from medseg.errors import InvalidVolumeError
 
-__all__ = ["guess_kind", "check_finite", "provenance_meta"]
+__all__ = ["guess_kind", "check_finite", "provenance_meta", "storable_array"]
 
 log = logging.getLogger(__name__)
 
@@ -57,3 +57,28 @@ def provenance_meta(path: Path, **extra: Any) -> dict[str, Any]:
     meta: dict[str, Any] = {"source": str(Path(path).resolve())}
     meta.update(extra)
     return meta
+
+
+def storable_array(array: np.ndarray, *, allow_64bit: bool = True) -> np.ndarray:
+    """Array in a dtype every format writer accepts: bool -> uint8, float16 -> float32, and
+    (``allow_64bit=False``) int64 -> the smallest of int16/int32 that holds it, float64 -> float32.
+
+    >>> storable_array(np.array([[[1, 300]]], dtype=np.int64), allow_64bit=False).dtype.name
+    'int16'
+    """
+    if array.dtype == np.bool_:
+        return array.astype(np.uint8)
+    if array.dtype == np.float16:
+        return array.astype(np.float32)
+    if allow_64bit:
+        return array
+    if array.dtype == np.float64:
+        return array.astype(np.float32)
+    if array.dtype in (np.int64, np.uint64):
+        low, high = (int(array.min()), int(array.max())) if array.size else (0, 0)
+        for candidate in (np.uint8, np.int16, np.int32):
+            info = np.iinfo(candidate)
+            if info.min <= low and high <= info.max:
+                return array.astype(candidate)
+        log.warning("values %d..%d need 64-bit integers; some tools cannot read them", low, high)
+    return array

@@ -14,7 +14,7 @@ import numpy as np
 from medseg.atomic import atomic_path
 from medseg.errors import InvalidVolumeError, UnreadableFileError, UnsupportedFormatError
 from medseg.geometry import LPS_TO_RAS
-from medseg.io.common import check_finite, guess_kind, provenance_meta
+from medseg.io.common import check_finite, guess_kind, provenance_meta, storable_array
 from medseg.volume import Volume, VolumeKind
 
 __all__ = ["read_metaimage", "write_metaimage", "parse_header"]
@@ -172,9 +172,7 @@ def write_metaimage(volume: Volume, path: str | Path, *, compress: bool = True) 
     The header stores LPS geometry as ITK expects; data are zlib-compressed by default.
     """
     path = Path(path)
-    array = volume.array
-    if array.dtype == np.bool_:
-        array = array.astype(np.uint8)
+    array = storable_array(volume.array)
     if array.dtype not in _NAMES:
         raise UnsupportedFormatError(f"{path}: dtype {array.dtype} cannot be stored in MetaImage")
     affine_lps = LPS_TO_RAS @ volume.affine

@@ -12,7 +12,7 @@ import numpy as np
 
 from medseg.atomic import atomic_path
 from medseg.errors import InvalidVolumeError, UnreadableFileError
-from medseg.io.common import check_finite, guess_kind, provenance_meta
+from medseg.io.common import check_finite, guess_kind, provenance_meta, storable_array
 from medseg.volume import Volume, VolumeKind
 
 __all__ = ["read_nifti", "write_nifti"]
@@ -63,14 +63,8 @@ def write_nifti(volume: Volume, path: str | Path) -> Path:
     import nibabel as nib
 
     path = Path(path)
-    array = volume.array
-    if array.dtype == np.bool_:
-        array = array.astype(np.uint8)
-    elif array.dtype == np.int64 and volume.kind == "labels":
-        array = array.astype(np.int16 if array.max(initial=0) > 255 else np.uint8)
-    elif array.dtype == np.float64:
-        array = array.astype(np.float32)
-    img = nib.Nifti1Image(array, volume.affine)
+    array = storable_array(volume.array, allow_64bit=False)
+    img = nib.Nifti1Image(array, volume.affine, dtype=array.dtype)
     img.set_qform(volume.affine, code=1)
     img.set_sform(volume.affine, code=1)
     img.header.set_xyzt_units("mm", "sec")

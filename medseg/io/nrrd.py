@@ -14,7 +14,7 @@ import numpy as np
 from medseg.atomic import atomic_path
 from medseg.errors import InvalidVolumeError, UnreadableFileError, UnsupportedFormatError
 from medseg.geometry import LPS_TO_RAS
-from medseg.io.common import check_finite, guess_kind, provenance_meta
+from medseg.io.common import check_finite, guess_kind, provenance_meta, storable_array
 from medseg.volume import Volume, VolumeKind
 
 __all__ = ["read_nrrd", "write_nrrd"]
@@ -134,9 +134,7 @@ def write_nrrd(volume: Volume, path: str | Path, *, compression_level: int = 1) 
     path = Path(path)
     if path.name.lower().endswith(".nhdr"):
         raise UnsupportedFormatError(f"{path}: medseg writes attached-header NRRD only; use .nrrd")
-    array = volume.array
-    if array.dtype == np.bool_:
-        array = array.astype(np.uint8)
+    array = storable_array(volume.array)
     affine_lps = LPS_TO_RAS @ volume.affine
     directions = [affine_lps[:3, axis].tolist() for axis in range(3)]
     header: dict = {

@@ -178,3 +178,13 @@ def test_truncated_files(tmp_path, extension):
     path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
     with pytest.raises(UnreadableFileError, match=f"t{extension}"):
         medseg.read(path)
+
+
+@pytest.mark.parametrize("extension", [".nii.gz", ".nrrd", ".mha"])
+@pytest.mark.parametrize("dtype", [np.int64, np.float16, np.float64, np.bool_, np.uint16, np.int8])
+def test_every_common_dtype_can_be_written(tmp_path, extension, dtype):
+    array = (np.arange(60).reshape(5, 4, 3) % 7).astype(dtype)
+    back = medseg.read(medseg.write(Volume.from_array(array), tmp_path / f"d{extension}"))
+    np.testing.assert_array_equal(back.array, array.astype(back.array.dtype))
+    assert back.array.dtype.kind == ("u" if dtype == np.bool_ else np.dtype(dtype).kind) or (
+        extension == ".nii.gz" and dtype == np.int64 and back.array.dtype == np.uint8)
