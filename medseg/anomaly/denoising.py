@@ -1,0 +1,237 @@
+"""Training the unsupervised detector: a U-Net that removes coarse noise from normal scans.
+
+As in denoising autoencoders for brain MRI (Kascenas et al., MIDL 2022): anomalies are what it "denoises".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from medseg.config import config_hash, to_dict
+from medseg.data.preprocess import NormalizationSpec, preprocess_image
+from medseg.errors import InvalidArgumentError, TrainingError
+from medseg.volume import Volume
+
+__all__ = ["DenoisingConfig", "coarse_noise", "fit_normalization", "train_denoiser", "reconstruct"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DenoisingConfig:
+    """Options of the denoising anomaly detector (strict YAML via ``medseg.config``).
+
+    ``noise_std`` is in normalised intensity units; ``noise_resolution`` is
+    the number of noise control points along each patch axis (coarse noise).
+    ``target_spacing_mm`` ``None`` keeps the first training scan's spacing.
+    """
+
+    spatial_dims: int = 2
+    patch_size: tuple[int, ...] = (64, 64)
+    batch_size: int = 16
+    iterations: int = 400
+    learning_rate: float = 2e-3
+    noise_std: float = 0.4
+    noise_resolution: int = 8
+    model_name: str = "unet_small"
+    base_filters: int = 16
+    target_spacing_mm: tuple[float, float, float] | None = None
+    clip_percentiles: tuple[float, float] = (0.5, 99.5)
+    body_threshold: float | None = -500.0
+    erode_mm: float = 3.0
+    smoothing_mm: float = 2.0
+    target_fpr: float = 0.005
+    val_fraction: float = 0.2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.spatial_dims not in (2, 3):
+            raise InvalidArgumentError(f"spatial_dims must be 2 or 3, got {self.spatial_dims}")
+        if len(self.patch_size) != self.spatial_dims:
+            raise InvalidArgumentError(
+                f"patch_size {self.patch_size} needs {self.spatial_dims} entries (spatial_dims)")
+        if any(int(p) % 16 for p in self.patch_size):
+            raise InvalidArgumentError(f"patch_size {self.patch_size}: each entry must be a multiple of 16")
+
+
+def fit_normalization(images: Sequence[np.ndarray], body_threshold: float | None,
+                      clip_percentiles: tuple[float, float]) -> NormalizationSpec:
+    """CT-style normalisation from body voxels: clip at percentiles, then mean/std (nnU-Net style)."""
+    samples = []
+    for array in images:
+        values = array[array > body_threshold] if body_threshold is not None else array.ravel()
+        samples.append(values[:: max(1, values.size // 200_000)])
+    pooled = np.concatenate(samples).astype(np.float64)
+    low, high = np.percentile(pooled, clip_percentiles)
+    clipped = np.clip(pooled, low, high)
+    return NormalizationSpec("ct", float(low), float(high), float(clipped.mean()),
+                             float(max(clipped.std(), 1e-6)))
+
+
+def coarse_noise(shape: Sequence[int], *, resolution: int, std: float,
+                 generator: torch.Generator) -> torch.Tensor:
+    """Low-frequency Gaussian noise: ``resolution``-point noise per axis, upsampled linearly.
+
+    ``shape`` is ``(batch, channels, *spatial)``. The random control grid is
+    shifted by a random sub-cell offset so noise blobs are not tied to the grid.
+    """
+    batch, channels, *spatial = (int(s) for s in shape)
+    coarse_shape = [max(2, int(resolution)) + 1 for _ in spatial]
+    coarse = torch.randn((batch, channels, *coarse_shape), generator=generator) * std
+    mode = "bilinear" if len(spatial) == 2 else "trilinear"
+    scale = [s * (c - 1) / max(int(resolution), 1) for s, c in zip(spatial, coarse_shape)]
+    big = F.interpolate(coarse, size=[int(round(v)) + 1 for v in scale], mode=mode,
+                        align_corners=False)
+    starts = [int(torch.randint(0, b - s + 1, (1,), generator=generator))
+              for b, s in zip(big.shape[2:], spatial)]
+    index = (slice(None), slice(None), *[slice(a, a + s) for a, s in zip(starts, spatial)])
+    return big[index].contiguous()
+
+
+def _prepare(images: Sequence[Volume], config: DenoisingConfig,
+             normalization: NormalizationSpec | None) -> tuple[list[np.ndarray], list[np.ndarray],
+                                                              NormalizationSpec, tuple]:
+    """Resample scans to the target spacing, compute body masks and normalise."""
+    from medseg.anomaly.maps import body_mask
+
+    spacing = config.target_spacing_mm or tuple(round(s, 4) for s in images[0].reorient().spacing_mm)
+    grids = [preprocess_image(v, target_spacing_mm=spacing, normalization=NormalizationSpec("none"))
+             for v in images]
+    if normalization is None:
+        normalization = fit_normalization([g.array for g in grids], config.body_threshold,
+                                          config.clip_percentiles)
+    from medseg.data.preprocess import normalize_intensity
+
+    arrays = [normalize_intensity(g.array, normalization) for g in grids]
+    bodies = [body_mask(g, threshold=config.body_threshold).array.astype(bool) for g in grids]
+    return arrays, bodies, normalization, tuple(float(s) for s in spacing)
+
+
+def _sample_batch(arrays: list[np.ndarray], bodies: list[np.ndarray], config: DenoisingConfig,
+                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Random patches (2D: axial slices, k fixed) from random scans, zero-padded when small."""
+    patch = [int(p) for p in config.patch_size]
+    images, masks = [], []
+    for _ in range(config.batch_size):
+        index = int(rng.integers(len(arrays)))
+        array, body = arrays[index], bodies[index]
+        if config.spatial_dims == 2:
+            # Slices that hold body only; empty slices teach nothing.
+            k = int(rng.choice(np.flatnonzero(body.any(axis=(0, 1)))))
+            array, body = array[..., k], body[..., k]
+        region = []
+        for axis, size in enumerate(patch):
+            start = int(rng.integers(0, max(array.shape[axis] - size, 0) + 1))
+            region.append(slice(start, start + size))
+        a, b = array[tuple(region)], body[tuple(region)]
+        pad = [(0, size - n) for size, n in zip(patch, a.shape)]
+        images.append(np.pad(a, pad, constant_values=float(array.min())))
+        masks.append(np.pad(b, pad))
+    return np.stack(images)[:, None], np.stack(masks)[:, None]
+
+
+def train_denoiser(
+    images: Sequence[Volume],
+    *,
+    config: DenoisingConfig = DenoisingConfig(),
+    progress: bool = True,
+) -> tuple[torch.nn.Module, dict]:
+    """Train the denoising U-Net on normal scans; returns the model and training facts.
+
+    The returned dict holds ``normalization``, ``target_spacing_mm``,
+    ``model_options``, ``history`` (loss per 50 iterations) and ``seconds``.
+    """
+    from tqdm.auto import tqdm
+
+    from medseg.models import create_model
+
+    if len(images) == 0:
+        raise TrainingError("no normal scans to train the anomaly model on; pass at least one")
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    arrays, bodies, normalization, spacing = _prepare(images, config, None)
+    options = {"spatial_dims": config.spatial_dims, "in_channels": 1, "out_channels": 1,
+               "patch_size": list(config.patch_size), "base_filters": config.base_filters,
+               "norm_name": "instance"}
+    model = create_model(config.model_name, **options)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=1e-5)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.learning_rate,
+                                                   total_steps=config.iterations, pct_start=0.1)
+    history, running, started = [], 0.0, time.perf_counter()
+    model.train()
+    bar = tqdm(range(config.iterations), desc="anomaly model", disable=not progress, leave=False)
+    for step in bar:
+        clean, body = (torch.from_numpy(x) for x in _sample_batch(arrays, bodies, config, rng))
+        body = body.float()
+        noise = coarse_noise(clean.shape, resolution=config.noise_resolution,
+                             std=config.noise_std, generator=generator)
+        recon = model(clean + noise * body)
+        # Air outside the body carries no information; weight the loss to the body.
+        loss = (((recon - clean) ** 2) * (0.1 + body)).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        running += float(loss.detach())
+        if (step + 1) % 50 == 0 or step + 1 == config.iterations:
+            history.append({"iteration": step + 1, "loss": running / (step % 50 + 1)})
+            bar.set_postfix(loss=f"{history[-1]['loss']:.4f}")
+            running = 0.0
+    model.eval()
+    facts = {"normalization": normalization, "target_spacing_mm": spacing,
+             "model_options": options, "history": history,
+             "seconds": time.perf_counter() - started, "config": to_dict(config),
+             "config_hash": config_hash(config)}
+    log.info("anomaly model trained: %d iterations in %.1f s, final loss %.4f",
+             config.iterations, facts["seconds"], history[-1]["loss"] if history else float("nan"))
+    return model, facts
+
+
+@torch.no_grad()
+def reconstruct(model: torch.nn.Module, array: np.ndarray, *, spatial_dims: int,
+                patch_size: Sequence[int], batch_size: int = 16) -> np.ndarray:
+    """Reconstruct a normalised 3D array: slice by slice (2D model) or sliding window (3D)."""
+    from monai.inferers import sliding_window_inference
+
+    model.eval()
+    tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+    if spatial_dims == 2:
+        slices = tensor.permute(2, 0, 1)[:, None]  # (k, 1, i, j)
+        outputs = [sliding_window_inference(slices[s:s + batch_size], list(patch_size),
+                                            batch_size, model, overlap=0.25, mode="gaussian")
+                   for s in range(0, slices.shape[0], batch_size)]
+        return torch.cat(outputs)[:, 0].permute(1, 2, 0).numpy()
+    out = sliding_window_inference(tensor[None, None], list(patch_size), 2, model,
+                                   overlap=0.25, mode="gaussian")
+    return out[0, 0].numpy()
+
+
+def spec_postprocessing(config: DenoisingConfig, *, threshold: float,
+                        normal_case_scores: Sequence[float]) -> dict:
+    """The ``postprocessing`` block of an anomaly bundle (what the scorer needs)."""
+    return {"task": "anomaly_denoising", "threshold": float(threshold),
+            "body_threshold": config.body_threshold, "erode_mm": config.erode_mm,
+            "smoothing_mm": config.smoothing_mm, "target_fpr": config.target_fpr,
+            "case_score": "max", "normal_case_scores": [float(s) for s in normal_case_scores]}
+
+
+def replace_config(config: DenoisingConfig, **changes) -> DenoisingConfig:
+    """``dataclasses.replace`` that keeps validation (frozen config)."""
+    return dataclasses.replace(config, **changes)
+
+
+def config_path_or_default(path: str | Path | None) -> DenoisingConfig:
+    """Load a :class:`DenoisingConfig` YAML strictly, or return the defaults."""
+    from medseg.config import load_yaml
+
+    return DenoisingConfig() if path is None else load_yaml(path, DenoisingConfig)
