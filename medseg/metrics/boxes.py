@@ -22,7 +22,8 @@ def nonzero_box(array: np.ndarray) -> tuple[slice, ...] | None:
     view = array
     for axis in range(array.ndim):
         other = tuple(a for a in range(array.ndim) if a != axis)
-        hit = np.flatnonzero(np.any(view, axis=other))
+        # max, not any: any() would first cast a uint8 volume to a full-size bool copy.
+        hit = np.flatnonzero(np.max(view, axis=other))
         if not len(hit):
             return None
         box.append(slice(int(hit[0]), int(hit[-1]) + 1))
