@@ -70,7 +70,6 @@ def _max_pairwise(points: np.ndarray) -> tuple[float, int, int]:
 
 
 def _hull_points(points: np.ndarray) -> np.ndarray:
-    points = np.unique(points, axis=0)
     if len(points) <= points.shape[1] + 1:
         return points
     try:
@@ -161,11 +160,12 @@ def principal_axes_mm(index: np.ndarray, affine: np.ndarray) -> np.ndarray:
     semi-axes a >= b >= c gives (2a, 2b, 2c).
     """
     linear = np.asarray(affine, dtype=float)[:3, :3]
-    points = np.asarray(index, dtype=float) @ linear.T
-    if len(points) > 1:
-        covariance = np.cov(points, rowvar=False, bias=True)
-    else:
-        covariance = np.zeros((3, 3))
+    index = np.asarray(index)
+    # Moments in index space (3 x 3), then mapped to mm: cheaper than moving every voxel.
+    mean = index.mean(axis=0)
+    centred = (index - mean).astype(np.float64) if len(index) else np.zeros((0, 3))
+    covariance_index = centred.T @ centred / max(len(index), 1)
+    covariance = linear @ covariance_index @ linear.T
     covariance = covariance + linear @ np.diag(np.full(3, 1.0 / 12.0)) @ linear.T
     eigenvalues = np.clip(np.linalg.eigvalsh(covariance)[::-1], 0.0, None)
     return 2.0 * np.sqrt(5.0 * eigenvalues)
