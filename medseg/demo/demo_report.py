@@ -17,10 +17,14 @@ from medseg.atomic import atomic_write_bytes
 from medseg.demo.report import HtmlReport
 from medseg.errors import MedsegError
 
-__all__ = ["build_report", "METRIC_COLUMNS"]
+__all__ = ["build_report", "METRIC_COLUMNS", "MEASURE_COLUMNS"]
 
 log = logging.getLogger(__name__)
 
+#: Columns of the measurements table shown in the report (the CSV has them all).
+MEASURE_COLUMNS = ["case_id", "label", "label_name", "volume_ml", "max_diameter_mm", "axial_long_mm",
+                   "axial_short_mm", "surface_area_mm2", "sphericity", "mean_hu", "std_hu",
+                   "touches_border"]
 #: Columns of the metrics table shown in the report (when present).
 METRIC_COLUMNS = ["case_id", "label", "label_name", "dice", "hd95_mm", "assd_mm", "nsd_1mm",
                   "volume_ref_ml", "volume_pred_ml"]
@@ -140,9 +144,11 @@ def _metrics_section(report: HtmlReport, figures: _Figures, metrics: pd.DataFram
     except MedsegError as exc:
         report.add_text(f"Metric box plot unavailable: {exc}")
     report.add_heading("5. Measurements (medseg.measure.measure)")
-    report.add_text("Per-structure measurements of the predicted label maps. Also written to "
-                    "measurements.csv.")
-    report.add_table(measurements, caption="Measurements of the predicted structures")
+    report.add_text("Per-structure measurements of the predicted label maps: volume, largest 3D "
+                    "and axial diameters, surface area, sphericity and CT numbers. All "
+                    f"{measurements.shape[1]} columns are in measurements.csv.")
+    shown = [c for c in MEASURE_COLUMNS if c in measurements.columns] or list(measurements.columns)
+    report.add_table(measurements[shown], caption="Measurements of the predicted structures")
 
 
 def _sample_section(report: HtmlReport, figures: _Figures) -> None:

@@ -115,7 +115,7 @@ def _predict_case(predictor, case, out_dir: Path, label_names: dict[int, str]) -
     from medseg.io.dicom_write import write_dicom_series
 
     image = medseg.read(case.image_paths[0], kind="image")
-    reference = medseg.read(case.label_path, kind="labels")
+    reference = medseg.read(case.label_path, kind="labels").replace(labels=label_names)
     dicom_dir = out_dir / "dicom" / case.case_id
     shutil.rmtree(dicom_dir, ignore_errors=True)  # the series writer wants an empty folder
     write_dicom_series(image, dicom_dir, modality="CT", patient_id=case.case_id,
@@ -137,6 +137,27 @@ def _predict_case(predictor, case, out_dir: Path, label_names: dict[int, str]) -
                        reference=_reference_on(prediction, reference), prediction=prediction,
                        dicom_dir=dicom_dir, prediction_path=Path(prediction_path),
                        dicom_seg_path=Path(seg_path), dicom_seg_matches=matches)
+
+
+_MARKER = ".medseg-demo"
+
+
+def _prepare_out_dir(out: Path) -> Path:
+    """Create the demo folder, or clear the previous demo run in it (never a foreign folder)."""
+    if out.exists() and not out.is_dir():
+        raise InvalidArgumentError(f"{out}: exists and is not a folder; choose another --out")
+    if out.is_dir() and any(out.iterdir()) and not (out / _MARKER).exists():
+        raise InvalidArgumentError(
+            f"{out}: folder is not empty and was not written by `medseg demo`; choose a new or "
+            "empty --out folder"
+        )
+    for name in ("training", "dicom", "predictions", "figures"):
+        if (out / name).exists():
+            log.info("demo: replacing the previous run's %s", out / name)
+            shutil.rmtree(out / name)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / _MARKER).write_text("This folder was written by `medseg demo`; rerunning replaces it.\n")
+    return out
 
 
 def _write_csv(table: pd.DataFrame, path: Path) -> Path:
@@ -207,8 +228,7 @@ def run_demo(
         raise InvalidArgumentError(
             f"the demo needs at least 2 training and 1 held-out case, got {n_train} and {n_test}"
         )
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _prepare_out_dir(Path(out_dir))
     timings: dict[str, float] = {}
 
     start = time.perf_counter()

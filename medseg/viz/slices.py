@@ -152,22 +152,33 @@ def _edge_marks(ax, plane: str) -> None:
 
 
 def _label_names(*volumes: Volume | None) -> dict[int, str]:
-    names: dict[int, str] = {}
-    for volume in volumes:
-        if volume is None:
-            continue
-        for value in np.unique(volume.array):
-            if value > 0:
-                names.setdefault(int(value), volume.labels.get(int(value), f"label {int(value)}"))
-    return dict(sorted(names.items()))
+    """Names of the label values present, from the first volume that names each one."""
+    present = [v for v in volumes if v is not None]
+    values = sorted({int(x) for v in present for x in np.unique(v.array) if x > 0})
+    names = {}
+    for value in values:
+        named = [v.labels[value] for v in present if value in v.labels]
+        names[value] = named[0] if named else f"label {value}"
+    return names
 
 
-def _add_legend(fig: Figure, names: Mapping[int, str], colors: Mapping[int, tuple]) -> None:
+def _legend_layout(names: Mapping[int, str], width_in: float) -> tuple[int, float]:
+    """Columns of the legend and the height (inches) it needs below the panels."""
+    if not names:
+        return 1, 0.1
+    # About 0.075 in per character at 8 pt, plus the colour patch and spacing.
+    entry_in = 0.075 * max(len(f"{v}: {n}") for v, n in names.items()) + 0.55
+    ncol = int(max(1, min(len(names), width_in // entry_in)))
+    rows = int(np.ceil(len(names) / ncol))
+    return ncol, 0.2 + 0.2 * rows
+
+
+def _add_legend(fig: Figure, names: Mapping[int, str], colors: Mapping[int, tuple],
+                ncol: int) -> None:
     if not names:
         return
     handles = [Patch(facecolor=colors[v], label=f"{v}: {n}") for v, n in names.items()]
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8,
-               frameon=False)
+    fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
 
 
 def show_slices(
@@ -245,7 +256,7 @@ def show_slices(
     widths = [image.shape[0] * spacing[0], image.shape[0] * spacing[0], image.shape[1] * spacing[1]]
     heights = [image.shape[1] * spacing[1], image.shape[2] * spacing[2], image.shape[2] * spacing[2]]
     panel_width = [panel_inches * w / max(heights) for w in widths]
-    legend_room = 0.5 if names else 0.1
+    ncol, legend_room = _legend_layout(names, sum(panel_width) + 0.6)
     fig = new_figure((sum(panel_width) + 0.6, panel_inches * len(rows) + legend_room + 0.4))
     grid = fig.add_gridspec(len(rows), 3, width_ratios=widths, left=0.06, right=0.99,
                             bottom=legend_room / fig.get_figheight(), top=0.92, wspace=0.04,
@@ -263,7 +274,7 @@ def show_slices(
                 ax.set_title(f"{plane} ({'ijk'[fixed]}={index[fixed]})", fontsize=9)
             if col == 0:
                 ax.set_ylabel(row_name, fontsize=9)
-    _add_legend(fig, names, colors)
+    _add_legend(fig, names, colors, ncol)
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
@@ -329,7 +340,8 @@ def montage(
     _, size_mm = plane_image(image.array, plane, 0, image.spacing_mm)
     view_shape = plane_image(image.array, plane, 0, image.spacing_mm)[0].shape
     aspect = (view_shape[0] * size_mm[0]) / (view_shape[1] * size_mm[1])
-    legend_room = 0.4 if names else 0.0
+    ncol, legend_room = _legend_layout(names, panel_inches * ncols_used)
+    legend_room = legend_room if names else 0.0
     fig = new_figure((panel_inches * ncols_used, panel_inches * aspect * nrows + legend_room + 0.1))
     grid = fig.add_gridspec(nrows, ncols_used, left=0.01, right=0.99, top=0.99,
                             bottom=legend_room / fig.get_figheight() + 0.01, wspace=0.03,
@@ -342,5 +354,5 @@ def montage(
         _draw_plane(ax, view, over, size, window=win, colors=colors, alpha=alpha)
         ax.text(0.03, 0.97, f"{'ijk'[fixed]}={slice_index}", transform=ax.transAxes, ha="left",
                 va="top", color="yellow", fontsize=7)
-    _add_legend(fig, names, colors)
+    _add_legend(fig, names, colors, ncol)
     return fig
