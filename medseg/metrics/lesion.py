@@ -151,6 +151,21 @@ def lesion_metrics(
                          size_bins_mm=size_bins_mm, case_id=case_id)
 
 
+def _scores(ref_cc: np.ndarray, n_ref: int, pred_cc: np.ndarray, n_pred: int, match: str) -> tuple:
+    """Component sizes and the (n_ref, n_pred) IoU, Dice and matching-score matrices."""
+    ref_size = np.bincount(ref_cc.ravel(), minlength=n_ref + 1)[1:]
+    pred_size = np.bincount(pred_cc.ravel(), minlength=n_pred + 1)[1:]
+    both = (ref_cc > 0) & (pred_cc > 0)
+    pairs = ref_cc[both] * (n_pred + 1) + pred_cc[both]
+    inter = np.bincount(pairs, minlength=(n_ref + 1) * (n_pred + 1)).reshape(n_ref + 1, n_pred + 1)
+    inter = inter[1:, 1:].astype(float)
+    total = (ref_size[:, None] + pred_size[None, :]).astype(float)
+    iou = np.divide(inter, total - inter, out=np.zeros_like(inter), where=(total - inter) > 0)
+    dice = np.divide(2 * inter, total, out=np.zeros_like(inter), where=total > 0)
+    cover = inter / np.maximum(ref_size[:, None], 1)
+    return ref_size, pred_size, iou, dice, {"iou": iou, "dice": dice, "overlap": cover}[match]
+
+
 def _lesion_table(pred_b, ref_b, *, affine, voxel_mm3, min_size_mm3, match, threshold,
                   connectivity, size_bins_mm, case_id) -> pd.DataFrame:
     # Components and overlaps only need the box around both masks.
@@ -162,18 +177,7 @@ def _lesion_table(pred_b, ref_b, *, affine, voxel_mm3, min_size_mm3, match, thre
     min_voxels = float(min_size_mm3) / voxel_mm3
     ref_cc, n_ref = _components(ref_b, connectivity=connectivity, min_voxels=min_voxels)
     pred_cc, n_pred = _components(pred_b, connectivity=connectivity, min_voxels=min_voxels)
-    ref_size = np.bincount(ref_cc.ravel(), minlength=n_ref + 1)[1:]
-    pred_size = np.bincount(pred_cc.ravel(), minlength=n_pred + 1)[1:]
-    both = (ref_cc > 0) & (pred_cc > 0)
-    pairs = ref_cc[both] * (n_pred + 1) + pred_cc[both]
-    inter = np.bincount(pairs, minlength=(n_ref + 1) * (n_pred + 1)).reshape(n_ref + 1, n_pred + 1)
-    inter = inter[1:, 1:].astype(float)
-    union = ref_size[:, None] + pred_size[None, :] - inter
-    iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-    dice = np.divide(2 * inter, ref_size[:, None] + pred_size[None, :], out=np.zeros_like(inter),
-                     where=(ref_size[:, None] + pred_size[None, :]) > 0)
-    cover = inter / np.maximum(ref_size[:, None], 1)
-    scores = {"iou": iou, "dice": dice, "overlap": cover}[match]
+    ref_size, pred_size, iou, dice, scores = _scores(ref_cc, n_ref, pred_cc, n_pred, match)
     pairs_matched = _match(scores, threshold)
     ref_centroids = _centroids(ref_cc, n_ref, corner, affine)
     pred_centroids = _centroids(pred_cc, n_pred, corner, affine)
@@ -349,18 +353,36 @@ def froc(
     """
     levels = np.round(np.arange(1, 20) * 0.05, 10) if thresholds is None else np.asarray(thresholds, float)
     levels = np.sort(levels)
+    unknown = set(options) - {"min_size_mm3", "match", "threshold", "connectivity", "label"}
+    if unknown:
+        raise InvalidArgumentError(f"froc got unknown options {sorted(unknown)}")
+    match = options.get("match", "iou")
+    if match not in _MATCHES:
+        raise InvalidArgumentError(f"match must be one of {_MATCHES}, got {match!r}")
     pairs = _pairs(prob, ref)
     totals = np.zeros((len(levels), 3), dtype=np.int64)
-    for index, (p, r) in enumerate(pairs):
-        values = p.array if isinstance(p, Volume) else np.asarray(p)
-        if values.ndim == 4:
+    for p, r in pairs:
+        if (p.array if isinstance(p, Volume) else np.asarray(p)).ndim == 4:
             raise InvalidArgumentError("froc needs one probability channel per case (3D), got 4D")
+        values, ref_m, _, spacing = _mask_and_geometry(p, r, spacing_mm)
+        label = options.get("label")
+        ref_b = ref_m != 0 if label is None else ref_m == label
+        connectivity = options.get("connectivity", 26)
+        if values.shape[2] == 1 and connectivity in (4, 8):
+            connectivity = {4: 6, 8: 18}[connectivity]
+        # The reference components and the crop are shared by every threshold.
+        box = nonzero_box((values >= levels[0]) | ref_b) if len(levels) else None
+        min_voxels = float(options.get("min_size_mm3", 0.0)) / float(np.prod(spacing))
+        ref_cc, n_ref = (_components(ref_b[box], connectivity=connectivity, min_voxels=min_voxels)
+                         if box is not None else (np.zeros((0, 0, 0), np.int64), 0))
         for k, level in enumerate(levels):
-            mask = values >= level
-            pred = p.with_array(mask) if isinstance(p, Volume) else mask
-            table = lesion_metrics(pred, r, spacing_mm=spacing_mm, case_id=f"case{index}", **options)
-            status = table["status"]
-            totals[k] += [(status == "tp").sum(), (status == "fp").sum(), (status == "fn").sum()]
+            if box is None:
+                continue
+            pred_cc, n_pred = _components(values[box] >= level, connectivity=connectivity,
+                                          min_voxels=min_voxels)
+            *_, scores = _scores(ref_cc, n_ref, pred_cc, n_pred, match)
+            tp = len(_match(scores, float(options.get("threshold", 0.1))))
+            totals[k] += [tp, n_pred - tp, n_ref - tp]
     n_cases = len(pairs)
     tp, fp, fn = totals.T
     sensitivity = np.divide(tp, tp + fn, out=np.full(len(levels), np.nan), where=(tp + fn) > 0)

@@ -152,3 +152,16 @@ def test_validation():
         lesion_summary([a], [a, a], spacing_mm=(1, 1, 1))
     assert isinstance(lesion_summary(pd.DataFrame(columns=["case_id", "status", "size_bin", "dice"]),
                                      n_cases=3)["fp_per_case"], float)
+
+
+def test_froc_agrees_with_lesion_summary_at_each_threshold():
+    case = make_phantom(shape=(40, 40, 32), spacing_mm=(1.5, 1.5, 2.0), seed=6, n_lesions=4)
+    from scipy import ndimage
+
+    prob = ndimage.gaussian_filter(case.lesions.array.astype(np.float32), 1.5)
+    prob[30:34, 5:9, 5:9] = 0.45  # a false positive blob
+    levels = [0.1, 0.3, 0.5, 0.7]
+    points = froc(prob, case.lesions, thresholds=levels, min_size_mm3=5.0)
+    for level, row in zip(levels, points.itertuples()):
+        summary = lesion_summary(case.lesions.with_array(prob >= level), case.lesions, min_size_mm3=5.0)
+        assert (row.tp, row.fp, row.fn) == (summary["tp"], summary["fp"], summary["fn"])
