@@ -128,9 +128,11 @@ def _offsets(spacing_mm: tuple[float, ...], radius_mm: float) -> tuple[np.ndarra
 
 
 # Offsets are scanned up to this many of the coarsest voxel sizes, and for at most
-# this many point look-ups per query point, before the k-d tree takes the rest.
+# this many point look-ups per query point, before the k-d tree takes the rest. Each
+# offset also costs a fixed overhead (Python loop), so few far points go to the tree.
 _SCAN_VOXELS = 4.0
 _SCAN_BUDGET = 24
+_OFFSET_COST = 1024
 
 
 def _directed(
@@ -161,7 +163,7 @@ def _directed(
     for flat_offset, length in zip(flat_offsets.tolist(), lengths.tolist()):
         if not len(remaining) or budget <= 0:
             break
-        budget -= len(remaining)
+        budget -= len(remaining) + _OFFSET_COST
         hit = target[position + flat_offset]
         if hit.any():
             out[remaining[hit]] = length

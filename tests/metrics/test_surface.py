@@ -222,3 +222,15 @@ def test_spacing_is_required_and_checked():
         surface_distances(mask, mask, spacing_mm=(1.0, 1.0))
     with pytest.raises(InvalidArgumentError, match="surface"):
         surface_distances(mask, mask, spacing_mm=(1, 1, 1), surface="mesh")  # type: ignore[arg-type]
+
+
+def test_strong_anisotropy_with_far_outliers_matches_surface_distance():
+    """0.3 x 0.3 x 5 mm voxels and a distant false positive: scan and tree both in play."""
+    ref, pred = _blobs(11, shape=(60, 60, 12))
+    pred = pred.copy()
+    pred[55:58, 2:4, 10:12] = True
+    theirs = sd.compute_surface_distances(ref, pred, (0.3, 0.3, 5.0))
+    ours = surface_metrics(surface_distances(pred, ref, spacing_mm=(0.3, 0.3, 5.0)))
+    assert ours["hd_mm"] == pytest.approx(sd.compute_robust_hausdorff(theirs, 100), rel=1e-9)
+    assert ours["hd95_mm"] == pytest.approx(sd.compute_robust_hausdorff(theirs, 95), rel=1e-9)
+    assert ours["nsd_1mm"] == pytest.approx(sd.compute_surface_dice_at_tolerance(theirs, 1.0), rel=1e-9)
