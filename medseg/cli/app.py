@@ -26,6 +26,7 @@ _COMMAND_MODULES = [
     "medseg.cli.info",
     "medseg.cli.demo",
     "medseg.cli.evaluate",
+    "medseg.cli.predict",
 ]
 
 

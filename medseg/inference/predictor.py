@@ -177,9 +177,12 @@ class Predictor:
         """Label map of ``volume`` on its original voxel grid."""
         return self.predict(volume)[0]
 
-    def predict(self, volume: Volume, *, return_probabilities: bool = False
-                ) -> tuple[Volume, Volume | None]:
+    def predict(self, volume: Volume, *, return_probabilities: bool = False,
+                preprocessed: Volume | None = None) -> tuple[Volume, Volume | None]:
         """Labels (and optionally class probabilities) on ``volume``'s grid.
+
+        ``preprocessed`` (from :meth:`preprocess`, e.g. computed in a reader
+        thread) skips the preprocessing step.
 
         Returns
         -------
@@ -187,7 +190,7 @@ class Predictor:
             ``labels`` is a uint8 label Volume on the input grid; ``probabilities``
             (channels last, float32) only when ``return_probabilities`` is true.
         """
-        net_image = self.preprocess(volume)
+        net_image = preprocessed if preprocessed is not None else self.preprocess(volume)
         plan = self.memory_plan(volume, network_shape=net_image.shape)
         network = self.network_probabilities(volume, preprocessed=net_image, plan=plan)
         labels_array = np.empty(volume.shape, dtype=np.uint8)
