@@ -27,6 +27,7 @@ _COMMAND_MODULES = [
     "medseg.cli.demo",
     "medseg.cli.evaluate",
     "medseg.cli.predict",
+    "medseg.cli.anomaly",
 ]
 
 
