@@ -21,8 +21,11 @@ def register(app: typer.Typer) -> None:
         minutes: float = typer.Option(3.0, "--minutes", help="Training time budget in minutes."),
         seed: int = typer.Option(0, "--seed", help="Seed for the synthetic data and training."),
     ) -> None:
-        """Run medseg end to end: synthetic CT data, a small 3D U-Net trained on CPU, DICOM in,
-        NIfTI + DICOM-SEG out, Dice/HD95/NSD, volumes, and an HTML report. No downloads.
+        """Train, predict, evaluate and report end to end on synthetic CT, in minutes on a CPU.
+
+        Generates a small dataset, trains a 3D U-Net (progress bar), writes held-out cases as
+        DICOM series, segments them, writes NIfTI and DICOM-SEG, computes Dice/HD95/NSD and
+        volumes, and writes OUT/report.html. Nothing is downloaded.
 
         Example: medseg demo --out ./medseg-demo --minutes 3
         """
