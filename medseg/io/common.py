@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from medseg.errors import InvalidVolumeError
+from medseg.errors import InvalidArgumentError, InvalidVolumeError
 
 __all__ = ["guess_kind", "check_finite", "provenance_meta", "storable_array"]
 
@@ -37,7 +37,7 @@ def guess_kind(array: np.ndarray) -> str:
 def check_finite(array: np.ndarray, *, source: str, on_invalid: str = "raise") -> None:
     """Reject NaN/inf voxels (``on_invalid='raise'``), or warn/ignore."""
     if on_invalid not in ("raise", "warn", "ignore"):
-        raise ValueError(f"on_invalid must be 'raise', 'warn' or 'ignore', got {on_invalid!r}")
+        raise InvalidArgumentError(f"on_invalid must be 'raise', 'warn' or 'ignore', got {on_invalid!r}")
     if on_invalid == "ignore" or not np.issubdtype(array.dtype, np.floating):
         return
     bad = int(array.size - np.count_nonzero(np.isfinite(array)))

@@ -11,7 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from medseg.errors import DicomSeriesError, InputNotFoundError, MultipleSeriesError
+from medseg.errors import (
+    DicomSeriesError,
+    InputNotFoundError,
+    InvalidArgumentError,
+    MultipleSeriesError,
+)
 from medseg.io.dicom_discovery import (
     DicomDiscovery,
     DicomFrameHeader,
@@ -173,7 +178,7 @@ def read_dicom_series(
         UIDs, ``SOPInstanceUIDs`` and ``files`` in k order.
     """
     if on_irregular not in _ON_IRREGULAR:
-        raise ValueError(f"on_irregular must be one of {_ON_IRREGULAR}, got {on_irregular!r}")
+        raise InvalidArgumentError(f"on_irregular must be one of {_ON_IRREGULAR}, got {on_irregular!r}")
     folder = Path(folder)
     if not folder.exists():
         raise InputNotFoundError(f"{folder}: no such file or folder; check the path")
@@ -184,7 +189,9 @@ def read_dicom_series(
     source = f"{folder} (series {series.uid})"
     first = series.headers[0]
     if first.enhanced or first.n_frames > 1:
-        return _read_multiframe_series(folder, series, on_irregular=on_irregular, kind=kind)
+        volume = _read_multiframe_series(folder, series, on_irregular=on_irregular, kind=kind)
+        volume.meta["dicom"]["skipped"] = _skipped_meta(discovery)
+        return volume
     geometries = [_slice_geometry(h) for h in series.headers]
     stack = sort_slices(geometries, source=source)
     resample = _handle_irregular(stack, source, on_irregular)
@@ -198,7 +205,12 @@ def read_dicom_series(
     elif len(headers) == 1:
         affine = _single_slice_affine(stack, geometries[stack.order[0]], first)
     meta = _meta(folder, series, headers, stack, resampled=resample)
+    meta["dicom"]["skipped"] = _skipped_meta(discovery)
     return Volume(frame_to_volume(pixels), affine, kind or "image", {}, meta)
+
+
+def _skipped_meta(discovery: DicomDiscovery) -> list[dict[str, str]]:
+    return [{"path": str(s.path), "reason": s.reason} for s in discovery.skipped]
 
 
 def _reindexed(stack: StackGeometry) -> StackGeometry:

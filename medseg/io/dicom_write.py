@@ -13,7 +13,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from medseg.atomic import atomic_path
-from medseg.errors import InvalidVolumeError, MedsegError
+from medseg.errors import InvalidArgumentError, InvalidVolumeError, MedsegError
 from medseg.io.dicom_geometry import ras_to_lps
 from medseg.volume import Volume
 
@@ -136,7 +136,7 @@ def write_dicom_series(
     if volume.array.ndim != 3:
         raise InvalidVolumeError(f"{volume.source}: DICOM series need a 3D volume, got shape {volume.array.shape}")
     if rescale_slope <= 0:
-        raise ValueError(f"rescale_slope must be positive, got {rescale_slope}")
+        raise InvalidArgumentError(f"rescale_slope must be positive, got {rescale_slope}")
     folder = Path(folder)
     if folder.exists() and any(folder.glob("*.dcm")):
         raise MedsegError(f"{folder}: already holds .dcm files; write the series into an empty folder")
@@ -154,7 +154,7 @@ def write_dicom_series(
     n_slices = volume.shape[2]
     order = list(range(n_slices)) if file_order is None else [int(v) for v in file_order]
     if sorted(order) != list(range(n_slices)):
-        raise ValueError(f"file_order must be a permutation of range({n_slices})")
+        raise InvalidArgumentError(f"file_order must be a permutation of range({n_slices})")
     study_uid = study_uid or _uid(uid_seed, "study")
     series_uid = series_uid or _uid(uid_seed, "series", series_description)
     frame_uid = frame_of_reference_uid or _uid(uid_seed, "frame-of-reference")

@@ -139,7 +139,9 @@ def test_non_dicom_and_truncated_files_are_skipped_with_reasons(oblique_series):
     assert "not a DICOM" in reasons["notes.txt"]
     assert "truncated" in reasons["truncated.dcm"]
     assert "DICOM-SEG" in reasons["seg.dcm"]
-    assert read_dicom_series(folder).shape == (32, 24, N_SLICES - 1)
+    volume = read_dicom_series(folder)
+    assert volume.shape == (32, 24, N_SLICES - 1)
+    assert {Path(item["path"]).name for item in volume.meta["dicom"]["skipped"]} == set(reasons)
 
 
 def test_multiple_series_listed_and_selectable(tmp_path):
