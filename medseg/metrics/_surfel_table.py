@@ -5,7 +5,7 @@ Data only. Values are in eighths of a voxel-face area.
 
 # The table is the one published with DeepMind's surface-distance (Apache-2.0,
 # Copyright 2018 Google Inc.; also copied into MONAI) so that surfel areas, and
-# hence HD95/ASSD/NSD, agree with that library bit for bit. Entry ``code`` lists
+# hence HD95/ASSD/NSD, agree with that library (to ~1e-15). Entry ``code`` lists
 # the area vectors (x8) of the triangles that marching cubes places in a cube
 # whose corners are inside (bit set) or outside; corner bit weights follow
 # ``surface_distance.lookup_tables.ENCODE_NEIGHBOURHOOD_3D_KERNEL``.

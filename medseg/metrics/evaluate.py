@@ -184,7 +184,10 @@ def evaluate(
     nsd_tolerance_mm : float or sequence of float
         Tolerance(s) of the normalised surface Dice, one ``nsd_<t>mm`` column each.
     surface : {"surfel", "voxel"}
-        Surface definition, see :func:`medseg.metrics.surface_distances`.
+        Surface definition, see :func:`medseg.metrics.surface_distances`: area-weighted
+        surfels (surface-distance, default) or voxel shells (MONAI). An object touching
+        the volume edge is closed by that face (it counts as surface). HD95 is the
+        larger of the two directed 95th percentiles.
     case_id : str, optional
         Value of the ``case_id`` column (default: the reference's source).
     spacing_mm : sequence of float, optional

@@ -65,7 +65,7 @@ def surfel_area_table(spacing_mm: tuple[float, ...]) -> np.ndarray:
     scale = np.array([spacing[1] * spacing[2], spacing[0] * spacing[2], spacing[0] * spacing[1]])
     table = np.zeros(256)
     for code, normals in enumerate(NEIGHBOUR_CODE_TO_NORMALS_X8):
-        # Summed one at a time, in the library's order, so areas match it bit for bit.
+        # Summed one at a time, in the library's order, so areas match it to rounding.
         area = 0.0
         for normal in normals:
             area += float(np.linalg.norm(np.asarray(normal, dtype=float) / 8.0 * scale))
