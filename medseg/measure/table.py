@@ -36,8 +36,9 @@ def _crop_affine(affine: np.ndarray, box: tuple[slice, ...]) -> np.ndarray:
     return out
 
 
-def _axial(mask: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The mask on a grid whose third axis runs along the patient's S axis, and its in-plane map.
+def _axial(mask: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The mask on a grid whose third axis runs along the patient's S axis, its in-plane map
+    and its own voxel -> RAS affine.
 
     Axis permutations/flips (sagittal or coronal acquisitions) need no interpolation;
     an oblique grid is resampled (nearest neighbour) onto an axis-aligned one.
@@ -47,8 +48,9 @@ def _axial(mask: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray
     aligned = np.allclose(np.abs(direction[:, list(permutation)]), np.eye(3), atol=1e-4)
     if aligned:
         array = np.transpose(mask, permutation)
-        linear = affine[:3, list(permutation)]
-        return array, linear[:2, :2]
+        grid = np.array(affine, dtype=float)
+        grid[:3, :3] = affine[:3, list(permutation)]
+        return array, grid[:2, :2], grid
     spacing = np.asarray(geometry.spacing_from_affine(affine))
     target_spacing = np.array([spacing.min(), spacing.min(), spacing[permutation[2]]])
     corners = np.array(np.meshgrid(*[[-0.5, n - 0.5] for n in mask.shape], indexing="ij")).reshape(3, -1).T
@@ -59,7 +61,7 @@ def _axial(mask: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray
     mapping = np.linalg.inv(affine) @ target
     array = ndimage.affine_transform(mask.astype(np.uint8), mapping[:3, :3], offset=mapping[:3, 3],
                                      output_shape=shape, order=0, mode="constant", cval=0)
-    return array.astype(bool), target[:2, :2]
+    return array.astype(bool), target[:2, :2], target
 
 
 def _bbox_mm(affine: np.ndarray, box: tuple[slice, ...]) -> dict[str, float]:
@@ -82,8 +84,9 @@ def _object_row(mask: np.ndarray, box: tuple[slice, ...], volume: Volume,
     mesh = mesh_measures(mask, affine)
     area = float(mesh["surface_area_mm2"])
     mesh_mm3 = float(mesh["volume_mesh_ml"]) * 1000.0
-    axial_mask, inplane = _axial(mask, affine)
+    axial_mask, inplane, axial_affine = _axial(mask, affine)
     axial = axial_diameters_mm(axial_mask, inplane)
+    slice_z = geometry.apply_affine(axial_affine, [[0.0, 0.0, axial["axial_slice"]]])[0, 2]
     axes = principal_axes_mm(index, affine)
     centroid = geometry.apply_affine(affine, index.mean(axis=0)[None])[0]
     row: dict[str, Any] = {
@@ -95,6 +98,7 @@ def _object_row(mask: np.ndarray, box: tuple[slice, ...], volume: Volume,
         "max_diameter_mm": max_diameter_mm(mesh["vertices_mm"]),
         "axial_long_mm": axial["axial_long_mm"],
         "axial_short_mm": axial["axial_short_mm"],
+        "axial_z_mm": float(slice_z),
         "principal_axis_major_mm": float(axes[0]),
         "principal_axis_mid_mm": float(axes[1]),
         "principal_axis_minor_mm": float(axes[2]),
@@ -145,7 +149,8 @@ def measure(
         count), ``volume_mesh_ml`` and ``surface_area_mm2`` (marching cubes at 0.5),
         ``sphericity``, ``max_diameter_mm`` (largest distance between mesh points),
         ``axial_long_mm``/``axial_short_mm`` (RECIST-style: longest diameter in a
-        patient-axial plane and the longest extent perpendicular to it in that plane),
+        patient-axial plane and the longest extent perpendicular to it in that plane;
+        ``axial_z_mm`` is that plane's RAS z),
         ``principal_axis_{major,mid,minor}_mm`` (ellipsoid of equal second moments),
         ``centroid_{x,y,z}_mm`` (RAS), ``bbox_{min,max}_{x,y,z}_mm`` (voxel edges, RAS),
         ``touches_border`` and intensity columns. Objects cut by the volume edge are

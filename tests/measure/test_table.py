@@ -88,6 +88,8 @@ def test_axial_plane_follows_ras_not_the_k_axis():
     assert a["axial_long_mm"] == pytest.approx(b["axial_long_mm"], abs=1e-6)
     assert a["axial_short_mm"] == pytest.approx(b["axial_short_mm"], abs=1e-6)
     assert a["axial_long_mm"] == pytest.approx(30.0, abs=0.8)
+    assert a["axial_z_mm"] == pytest.approx(b["axial_z_mm"], abs=1e-6)
+    assert abs(a["axial_z_mm"]) < 0.8  # the widest axial section passes through the centre
 
 
 def test_oblique_grid_is_resampled_to_axial():
