@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from medseg.errors import DicomSeriesError
 from medseg.geometry import LPS_TO_RAS
 
 __all__ = [
@@ -138,6 +139,11 @@ def sort_slices(slices: Sequence[SliceGeometry], *, source: str = "series") -> S
         # Stacking direction from first to last slice, scaled to the nominal gap.
         span = positions[kept[-1]] - positions[kept[0]]
         span_along = float(span @ normal)
+        if span_along < DUPLICATE_TOLERANCE_MM:
+            raise DicomSeriesError(
+                f"{source}: {len(kept)} slices share one position along the slice normal but differ "
+                "in-plane; this is not a stack (a localizer or mosaic?). Pick another series."
+            )
         direction = span / span_along
         step_lps = direction * nominal
         cosine = float(np.clip(span_along / np.linalg.norm(span), -1.0, 1.0))

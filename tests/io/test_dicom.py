@@ -269,3 +269,12 @@ def test_enhanced_multiframe_equals_single_frame_series(tmp_path):
     volume = medseg.read(path)
     np.testing.assert_allclose(volume.affine, single.affine, atol=1e-4)
     np.testing.assert_array_equal(volume.array, single.array)
+
+
+def test_slices_at_one_position_are_not_a_stack(tmp_path):
+    from medseg.io.dicom_geometry import SliceGeometry, sort_slices
+
+    flat = [SliceGeometry((0.0, 0.0, 5.0), (1, 0, 0, 0, 1, 0), (1.0, 1.0)),
+            SliceGeometry((30.0, 0.0, 5.0), (1, 0, 0, 0, 1, 0), (1.0, 1.0))]
+    with pytest.raises(DicomSeriesError, match="one position"):
+        sort_slices(flat, source="localizer")
