@@ -234,3 +234,17 @@ def test_strong_anisotropy_with_far_outliers_matches_surface_distance():
     assert ours["hd_mm"] == pytest.approx(sd.compute_robust_hausdorff(theirs, 100), rel=1e-9)
     assert ours["hd95_mm"] == pytest.approx(sd.compute_robust_hausdorff(theirs, 95), rel=1e-9)
     assert ours["nsd_1mm"] == pytest.approx(sd.compute_surface_dice_at_tolerance(theirs, 1.0), rel=1e-9)
+
+
+def test_hd95_is_the_larger_directed_percentile_not_the_pooled_one():
+    """medpy pools both directions before the percentile; we (and MONAI, surface-distance) do not."""
+    ref = np.zeros((40, 40, 40), bool)
+    ref[5:15, 5:15, 5:15] = True
+    pred = ref.copy()
+    pred[28:36, 28:36, 28:36] = True  # a large false positive far away: only pred->ref sees it
+    d = surface_distances(pred, ref, spacing_mm=(1, 1, 1), surface="voxel")
+    ours = surface_metrics(d)["hd95_mm"]
+    directed = max(np.percentile(d.ref_to_pred_mm, 95), np.percentile(d.pred_to_ref_mm, 95))
+    pooled = np.percentile(np.concatenate([d.ref_to_pred_mm, d.pred_to_ref_mm]), 95)
+    assert ours == pytest.approx(directed)
+    assert ours > pooled + 1.0
