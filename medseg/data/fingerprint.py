@@ -200,4 +200,7 @@ def compute_fingerprint(
 
 def load_fingerprint(path: str | Path) -> Fingerprint:
     """Read a ``fingerprint.json`` written by :func:`compute_fingerprint`."""
-    return from_dict(Fingerprint, json.loads(Path(path).read_text()), where=str(path))
+    data = json.loads(Path(path).read_text())
+    for key in ("labels", "class_frequencies"):  # JSON object keys are strings
+        data[key] = {int(k): v for k, v in data[key].items()}
+    return from_dict(Fingerprint, data, where=str(path))
