@@ -75,7 +75,9 @@ def _demo_config(minutes: float):
     from medseg.training.config import resolve_config
 
     config, _ = resolve_config("tiny3d")
-    return dataclasses.replace(config, epochs=max(config.epochs, int(round(config.epochs * minutes))))
+    # Validate every epoch: the report's curves and the bundle's best-epoch choice need the points.
+    return dataclasses.replace(config, epochs=max(config.epochs, int(round(config.epochs * minutes))),
+                               val_every=1)
 
 
 @dataclass(frozen=True)

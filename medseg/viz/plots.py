@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from medseg.errors import VisualizationError
 from medseg.viz.figures import label_colors, new_figure
@@ -31,6 +32,15 @@ def _as_frame(table, *, what: str) -> pd.DataFrame:
         ) from exc
 
 
+def _plot_column(ax, epochs: np.ndarray, column: pd.Series, *, label: str | None = None,
+                 thin: bool = False) -> None:
+    """Plot one history column against epoch, skipping epochs without a value."""
+    values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
+    keep = np.isfinite(values) & np.isfinite(epochs)
+    ax.plot(epochs[keep], values[keep], marker="o", markersize=2 if thin else 3,
+            linewidth=0.8 if thin else 1.5, alpha=0.8 if thin else 1.0, label=label)
+
+
 def plot_training_curves(history: pd.DataFrame, *, title: str | None = None) -> Figure:
     """Training loss, validation Dice and learning rate per epoch.
 
@@ -40,7 +50,8 @@ def plot_training_curves(history: pd.DataFrame, *, title: str | None = None) -> 
         One row per epoch with column ``epoch`` and at least one of
         ``train_loss``, ``val_dice``, ``lr`` (``TrainResult.history`` or a
         run's ``metrics.csv``). Missing values (epochs without validation)
-        are skipped.
+        are skipped. Per-label columns ``dice_<name>`` are drawn beside the
+        mean validation Dice.
     title : str, optional
         Figure title.
 
@@ -70,17 +81,25 @@ def plot_training_curves(history: pd.DataFrame, *, title: str | None = None) -> 
         )
     fig = new_figure((3.4 * len(panels), 3.0))
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    epochs = pd.to_numeric(frame["epoch"], errors="coerce").to_numpy(dtype=float)
+    per_label = [c for c in frame.columns if str(c).startswith("dice_")]
     for ax, (column, label) in zip(axes, panels):
-        values = pd.to_numeric(frame[column], errors="coerce")
-        keep = np.isfinite(values.to_numpy(dtype=float))
-        ax.plot(frame["epoch"].to_numpy()[keep], values.to_numpy(dtype=float)[keep], marker="o",
-                markersize=3)
+        _plot_column(ax, epochs, frame[column], label="mean" if per_label else None)
+        if column == "val_dice" and per_label:
+            for extra in per_label:
+                _plot_column(ax, epochs, frame[extra], label=str(extra)[5:], thin=True)
+            ax.legend(fontsize=7, loc="lower right")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if np.isfinite(epochs).any():
+            low, high = np.nanmin(epochs), np.nanmax(epochs)
+            ax.set_xlim(low - 0.5, high + 0.5)
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
         if column == "val_dice":
             ax.set_ylim(0.0, 1.0)
-        if column == "lr" and keep.any() and np.all(values[keep] > 0):
+        lr = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
+        if column == "lr" and np.isfinite(lr).any() and np.all(lr[np.isfinite(lr)] > 0):
             ax.set_yscale("log")
     if title:
         fig.suptitle(title, fontsize=10)

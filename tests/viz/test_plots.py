@@ -53,3 +53,11 @@ def test_metric_boxes_group_by_label():
 def test_metric_boxes_reject_missing_columns():
     with pytest.raises(VisualizationError, match="not found"):
         plot_metric_boxes(pd.DataFrame({"label": [1], "dice": [1.0]}), metrics=["hd95_mm"])
+
+
+def test_training_curves_show_per_label_dice():
+    history = pd.DataFrame({"epoch": [0, 1], "val_dice": [0.4, 0.6], "dice_liver": [0.8, 0.9],
+                            "dice_spleen": [0.0, 0.3]})
+    (dice_ax,) = plot_training_curves(history).axes
+    assert [t.get_text() for t in dice_ax.get_legend().get_texts()] == ["mean", "liver", "spleen"]
+    np.testing.assert_allclose(dice_ax.lines[2].get_ydata(), [0.0, 0.3])
