@@ -309,8 +309,8 @@ def lesion_summary(
     if ref is None:
         raise InvalidArgumentError("lesion_summary needs ref masks when pred is not a table")
     pairs = _pairs(pred, ref)
-    tables = [lesion_metrics(p, r, case_id=options.pop("case_id", None) or f"case{i}", **options)
-              for i, (p, r) in enumerate(pairs)]
+    options.pop("case_id", None)  # cases are numbered here; fp_per_case uses their count
+    tables = [lesion_metrics(p, r, case_id=f"case{i}", **options) for i, (p, r) in enumerate(pairs)]
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=list(LESION_COLUMNS))
     return _summary(table, len(pairs) if n_cases is None else n_cases)
 
