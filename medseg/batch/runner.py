@@ -79,8 +79,8 @@ def _outputs_exist(outputs: dict[str, Any]) -> bool:
     return bool(paths) and all(Path(p).exists() for p in paths)
 
 
-def _plan(cases: list[Case], manifest: Manifest, weights: list[str], retry_failed: bool,
-          hash_threads: int) -> tuple[list[tuple[Case, str]], int, int]:
+def _plan(cases: list[Case], manifest: Manifest, weights: list[str], settings_hash: str,
+          retry_failed: bool, hash_threads: int) -> tuple[list[tuple[Case, str]], int, int]:
     """Cases to run (with input hashes), and counts of finished and still-failed cases kept."""
     with ThreadPoolExecutor(hash_threads) as pool:
         hashes = list(pool.map(case_input_hash, cases))
@@ -88,7 +88,8 @@ def _plan(cases: list[Case], manifest: Manifest, weights: list[str], retry_faile
     for case, digest in zip(cases, hashes):
         record = manifest.get(case.case_id)
         same_input = record is not None and record["input_hash"] == digest
-        same_model = record is not None and record["provenance"].get("weights_sha256") == weights
+        same_model = record is not None and record["provenance"].get("weights_sha256") == weights \
+            and record["provenance"].get("config_hash") == settings_hash
         if same_input and same_model and record["status"] == "done" and _outputs_exist(record["outputs"]):
             kept_done += 1
         elif same_input and same_model and record["status"] == "failed" and not retry_failed:
@@ -305,7 +306,8 @@ def run(
     for item in discovery.skipped:
         manifest.record_skipped(item.case_id or f"skipped:{item.path}", input_path=str(item.path),
                                 reason=item.reason)
-    todo, kept_done, kept_failed = _plan(discovery.cases, manifest, weights, retry_failed,
+    todo, kept_done, kept_failed = _plan(discovery.cases, manifest, weights,
+                                         provenance["config_hash"], retry_failed,
                                          max(1, read_threads))
     log.info("%d case(s): %d to run, %d already done, %d failed earlier (not retried), %d skipped",
              len(discovery.cases), len(todo), kept_done, kept_failed, len(discovery.skipped))

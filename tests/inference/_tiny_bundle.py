@@ -66,8 +66,24 @@ def train_tiny_bundle(folder: Path, *, iterations: int = 120, seed: int = 0) -> 
 _TRAINED: dict[str, Path] = {}
 
 
-def cached_tiny_bundle(tmp_path_factory) -> Path:
-    """Train once per test session, whichever test folder asks first."""
-    if "tiny" not in _TRAINED:
+def cached_tiny_bundle(tmp_path_factory, config=None) -> Path:
+    """Train once per test session, whichever test folder asks first.
+
+    With pytest's cache plugin on (``config.cache``), the bundle is also kept
+    across sessions, keyed by this file's source, so local reruns skip the
+    training; CI runs with ``-p no:cacheprovider`` and always trains afresh.
+    """
+    if "tiny" in _TRAINED:
+        return _TRAINED["tiny"]
+    cache = getattr(config, "cache", None) if config is not None else None
+    if cache is not None:
+        import hashlib
+
+        key = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+        folder = Path(cache.mkdir(f"medseg-tiny-bundle-{key}"))
+        if not (folder / "bundle.yaml").exists():  # written last by save_bundle
+            train_tiny_bundle(folder)
+        _TRAINED["tiny"] = folder
+    else:
         _TRAINED["tiny"] = train_tiny_bundle(tmp_path_factory.mktemp("bundles") / "tiny")
     return _TRAINED["tiny"]

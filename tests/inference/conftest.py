@@ -16,9 +16,9 @@ from medseg.models import create_model  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def tiny_bundle(tmp_path_factory) -> Path:
+def tiny_bundle(tmp_path_factory, pytestconfig) -> Path:
     """A unet_small (8..32 filters) trained ~20 s on 32^3 phantoms at 3x3x4 mm, patch 24^3."""
-    return cached_tiny_bundle(tmp_path_factory)
+    return cached_tiny_bundle(tmp_path_factory, pytestconfig)
 
 
 @pytest.fixture(scope="session")
