@@ -42,7 +42,10 @@ def case_id_from_path(path: str | Path) -> str | None:
 
 def _index(folder: Path, role: str) -> dict[str, Path]:
     if not folder.is_dir():
-        raise InputNotFoundError(f"{folder}: {role} folder does not exist; check the path")
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise InputNotFoundError(
+            f"{folder}: {role} folder {what}; give two folders, or two files to compare one case"
+        )
     files: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
         case = case_id_from_path(path)
