@@ -215,6 +215,8 @@ def evaluate(
     >>> float(row["dice"]), float(row["hd_mm"]), float(row["volume_ref_ml"])
     (0.9, 1.0, 2.0)
     """
+    if surface not in ("surfel", "voxel"):
+        raise InvalidArgumentError(f"surface must be 'surfel' or 'voxel', got {surface!r}")
     policy = empty_policy or EmptyPolicy()
     pred_a, ref_a, spacing, voxel_ml, names, diagonal = _inputs(pred, ref, spacing_mm)
     available = metric_columns(nsd_tolerance_mm, ndim=ref_a.ndim)

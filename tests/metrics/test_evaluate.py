@@ -154,6 +154,8 @@ def test_input_validation():
         evaluate(pred, ref)
     with pytest.raises(GeometryMismatchError, match="shape"):
         evaluate(pred[:-1], ref, spacing_mm=(1, 1, 1))
+    with pytest.raises(InvalidArgumentError, match="surface must be"):
+        evaluate(pred, ref, spacing_mm=(1, 1, 1), surface="mesh")  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError, match="non-integer"):
         evaluate(pred * 0.5, ref, spacing_mm=(1, 1, 1))
     prob = Volume.from_array(np.zeros((4, 4, 4, 2), np.float32), kind="probabilities")
