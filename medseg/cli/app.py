@@ -28,6 +28,7 @@ _COMMAND_MODULES = [
     "medseg.cli.evaluate",
     "medseg.cli.predict",
     "medseg.cli.anomaly",
+    "medseg.cli.train",
 ]
 
 

@@ -13,7 +13,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistributedInfo", "setup_distributed", "barrier", "all_reduce_mean", "select_device"]
+__all__ = ["DistributedInfo", "setup_distributed", "barrier", "all_reduce_mean", "select_device",
+           "broadcast_object", "check_in_sync", "spawn_local"]
 
 log = logging.getLogger(__name__)
 
@@ -81,3 +82,49 @@ def broadcast_object(obj: Any, info: DistributedInfo) -> Any:
     holder = [obj]
     dist.broadcast_object_list(holder, src=0)
     return holder[0]
+
+
+def check_in_sync(model: torch.nn.Module, info: DistributedInfo) -> None:
+    """Raise ``TrainingError`` unless every rank holds the same weights (a DDP sanity check)."""
+    from medseg.errors import TrainingError
+
+    if not info.is_distributed:
+        return
+    with torch.no_grad():
+        flat = torch.cat([p.detach().double().flatten().cpu() for p in model.parameters()])
+        weights = torch.arange(1, flat.numel() + 1, dtype=torch.float64) % 7 + 1
+        digest = torch.stack([flat.sum(), (flat * weights).sum(), (flat**2).sum()])
+    gathered = [torch.zeros_like(digest) for _ in range(info.world_size)]
+    dist.all_gather(gathered, digest)
+    if any(not torch.equal(g, gathered[0]) for g in gathered):
+        raise TrainingError(f"rank {info.rank}: weights differ between ranks after training; "
+                            "check that every rank runs the same medseg/torch versions")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _spawned(rank: int, world_size: int, port: int, function: Any, args: tuple, kwargs: dict) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size))
+    try:
+        function(*args, **kwargs)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def spawn_local(function: Any, *, world_size: int, args: tuple = (), kwargs: dict | None = None) -> None:
+    """Run ``function(*args, **kwargs)`` in ``world_size`` local processes forming one job.
+
+    The environment ``torchrun`` would set is filled in (gloo on CPU), so e.g.
+    ``spawn_local(medseg.training.train, world_size=2, args=(dataset,), kwargs={...})``
+    trains with DDP on one machine without torchrun.
+    """
+    torch.multiprocessing.spawn(_spawned, args=(world_size, _free_port(), function, args, kwargs or {}),
+                                nprocs=world_size, join=True)

@@ -6,7 +6,7 @@ Deep-supervision heads are weighted 1, 1/2, 1/4, ... and normalised to sum to on
 from __future__ import annotations
 
 import torch
-from monai.losses import DiceCELoss, DiceFocalLoss, TverskyLoss
+from monai.losses import DiceCELoss, DiceLoss, FocalLoss, TverskyLoss
 
 from medseg.errors import ConfigError
 
@@ -21,6 +21,17 @@ def deep_supervision_weights(n_heads: int) -> list[float]:
     """
     raw = [0.5**i for i in range(n_heads)]
     return [w / sum(raw) for w in raw]
+
+
+class _DiceFocal(torch.nn.Module):
+    # MONAI's DiceFocalLoss applies a sigmoid in its focal term; multi-class needs softmax.
+    def __init__(self, dice_options: dict) -> None:
+        super().__init__()
+        self.dice = DiceLoss(**dice_options)
+        self.focal = FocalLoss(to_onehot_y=True, use_softmax=True, gamma=2.0)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.dice(logits, target) + self.focal(logits, target)
 
 
 class _TverskyCE(torch.nn.Module):
@@ -63,7 +74,7 @@ def build_loss(name: str, *, tversky_alpha: float = 0.3) -> SegmentationLoss:
     if name == "dice_ce":
         base: torch.nn.Module = DiceCELoss(**common)
     elif name == "dice_focal":
-        base = DiceFocalLoss(**common, gamma=2.0)
+        base = _DiceFocal(common)
     elif name == "tversky_ce":
         base = _TverskyCE(tversky_alpha)
     else:

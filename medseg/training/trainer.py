@@ -82,19 +82,23 @@ def _plan_for(dataset: Dataset, config: TrainConfig, plan: Plan | str | Path | N
 
 def _check_resumable(run_dir: Path, config: TrainConfig) -> None:
     saved = load_yaml(run_dir / "config.yaml", TrainConfig)
-    if dataclasses.replace(saved, epochs=config.epochs) != config:
+    # Epochs may grow; the loader's worker count and TensorBoard do not change results.
+    free = {"epochs": config.epochs, "num_workers": config.num_workers,
+            "tensorboard": config.tensorboard}
+    if dataclasses.replace(saved, **free) != config:
         raise TrainingError(f"{run_dir}: config differs from the run's config.yaml (other than "
-                            "epochs); resume with the same config or start a new run folder")
+                            "epochs/num_workers); resume with the same config or start a new run folder")
 
 
 def _provenance(dataset: Dataset, plan: Plan, config: TrainConfig, *, seed: int, fold: int,
-                val_ids: list[str], case_hashes: dict[str, str], best_epoch: int) -> dict[str, Any]:
+                val_ids: list[str], case_hashes: dict[str, str], best_epoch: int,
+                world_size: int) -> dict[str, Any]:
     import monai
 
     return {"medseg_version": medseg.__version__, "torch_version": str(torch.__version__),
             "monai_version": str(monai.__version__), "config_hash": config_hash(config),
             "plan_hash": config_hash(plan), "dataset": dataset.name, "seed": int(seed),
-            "fold": int(fold), "epochs": int(config.epochs), "best_epoch": int(best_epoch),
+            "fold": int(fold), "epochs": int(config.epochs), "world_size": int(world_size), "best_epoch": int(best_epoch),
             "validation_cases": val_ids, "case_hashes": case_hashes}
 
 
@@ -294,6 +298,7 @@ def _train(
         ddp.barrier(info)
     if writer is not None:
         writer.close()
+    ddp.check_in_sync(unwrap(model), info)
 
     history = _history_frame(state["history"])
     bundle_dir = run_dir / "bundle"
@@ -302,7 +307,8 @@ def _train(
         final = create_model(the_plan.model_name, **options)
         load_checkpoint(best, model=final)
         provenance = _provenance(ds, the_plan, cfg, seed=seed, fold=fold, val_ids=splits[fold]["val"],
-                                 case_hashes=fingerprint_hashes, best_epoch=state["best_epoch"])
+                                 case_hashes=fingerprint_hashes, best_epoch=state["best_epoch"],
+                                 world_size=info.world_size)
         _write_json(run_dir / "provenance.json", provenance)
         save_bundle(bundle_dir, model=final, spec=BundleSpec(
             model_name=the_plan.model_name, model_options=options, labels=dict(the_plan.labels),
