@@ -176,14 +176,17 @@ Segmentation Decathlon layout. The same calls work on a real MSD or nnU-Net v2 r
 n_cases = 10
 shape = (48, 48, 48)
 spacing_mm = (2.0, 2.0, 2.5)
-config = "tiny3d"       # a preset name from configs/, a YAML path, or a TrainConfig
+config = "tiny3d"       # a preset name from configs/ or a YAML path
 epochs = None           # None: the config's epochs
+iterations_per_epoch = None  # None: the config's value
 max_minutes = 3.0
 seed = 0
 work_dir = "nb02_output"
 """),
     ("code", """
 %matplotlib inline
+import dataclasses
+import shutil
 from pathlib import Path
 
 import medseg
@@ -191,7 +194,7 @@ from medseg.data import compute_fingerprint, load_dataset, make_plan, save_plan
 from medseg.demo import make_dataset
 from medseg.inference import Predictor
 from medseg.metrics import evaluate
-from medseg.training import train
+from medseg.training import resolve_config, train
 from medseg.viz import plot_training_curves, show_slices
 
 work = Path(work_dir)
@@ -229,11 +232,17 @@ print((work / "plan.yaml").read_text()[:600])
     ("md", """
 ## Train
 
-A small configuration for CPU; the run folder keeps the plan, config, splits, checkpoints, a
+A small configuration for CPU. Configs are frozen dataclasses read strictly from YAML; change a copy
+with `dataclasses.replace`. The run folder keeps the plan, config, splits, checkpoints, a
 `metrics.csv` and the model `bundle/`.
 """),
     ("code", """
-result = train(dataset, out_dir=work / "run", config=config, plan=plan, epochs=epochs,
+train_config, source = resolve_config(config)
+if iterations_per_epoch:
+    train_config = dataclasses.replace(train_config, iterations_per_epoch=iterations_per_epoch)
+print(source, "->", train_config.model_name, train_config.patch_size, train_config.epochs, "epochs")
+shutil.rmtree(work / "run", ignore_errors=True)  # a new run each time this notebook runs
+result = train(dataset, out_dir=work / "run", config=train_config, plan=plan, epochs=epochs,
                max_minutes=max_minutes, seed=seed)
 print("run folder:", result.run_dir)
 print("best validation Dice:", round(float(result.best_val_dice), 3))

@@ -17,6 +17,9 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 # Small sizes that keep each notebook to seconds; the notebook's own defaults are larger.
 TINY = {
     "01_load_and_view.ipynb": {"shape": (32, 32, 24), "spacing_mm": (2.4, 2.4, 5.0)},
+    "02_train_segmentation.ipynb": {"n_cases": 4, "shape": (32, 32, 32),
+                                    "spacing_mm": (3.0, 3.0, 3.75), "epochs": 2,
+                                    "iterations_per_epoch": 5, "max_minutes": 0.5},
     "03_metrics_and_measurements.ipynb": {"n_cases": 4, "shape": (40, 40, 32),
                                           "spacing_mm": (2.4, 2.4, 4.0)},
     "04_anomaly_detection.ipynb": {"n_train": 4, "n_val": 2, "shape": (32, 32, 32),
