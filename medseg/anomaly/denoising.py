@@ -33,6 +33,8 @@ class DenoisingConfig:
     ``noise_std`` is in normalised intensity units; ``noise_resolution`` is
     the number of noise control points along each patch axis (coarse noise).
     ``target_spacing_mm`` ``None`` keeps the first training scan's spacing.
+    ``residual``: the network predicts the correction added to its input
+    (identity is free, so fine texture passes and only blobs are removed).
     """
 
     spatial_dims: int = 2
@@ -51,6 +53,7 @@ class DenoisingConfig:
     smoothing_mm: float = 2.0
     target_fpr: float = 0.005
     val_fraction: float = 0.2
+    residual: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -175,7 +178,8 @@ def train_denoiser(
         body = body.float()
         noise = coarse_noise(clean.shape, resolution=config.noise_resolution,
                              std=config.noise_std, generator=generator)
-        recon = model(clean + noise * body)
+        noisy = clean + noise * body
+        recon = noisy + model(noisy) if config.residual else model(noisy)
         # Air outside the body carries no information; weight the loss to the body.
         loss = (((recon - clean) ** 2) * (0.1 + body)).mean()
         optimizer.zero_grad(set_to_none=True)
@@ -199,19 +203,27 @@ def train_denoiser(
 
 @torch.no_grad()
 def reconstruct(model: torch.nn.Module, array: np.ndarray, *, spatial_dims: int,
-                patch_size: Sequence[int], batch_size: int = 16) -> np.ndarray:
-    """Reconstruct a normalised 3D array: slice by slice (2D model) or sliding window (3D)."""
+                patch_size: Sequence[int], residual: bool = False,
+                batch_size: int = 16) -> np.ndarray:
+    """Reconstruct a normalised 3D array: slice by slice (2D model) or sliding window (3D).
+
+    With ``residual`` the network output is a correction added to its input.
+    """
     from monai.inferers import sliding_window_inference
 
     model.eval()
+    network = model
+    if residual:
+        def network(batch: torch.Tensor) -> torch.Tensor:
+            return batch + model(batch)
     tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
     if spatial_dims == 2:
         slices = tensor.permute(2, 0, 1)[:, None]  # (k, 1, i, j)
         outputs = [sliding_window_inference(slices[s:s + batch_size], list(patch_size),
-                                            batch_size, model, overlap=0.25, mode="gaussian")
+                                            batch_size, network, overlap=0.25, mode="gaussian")
                    for s in range(0, slices.shape[0], batch_size)]
         return torch.cat(outputs)[:, 0].permute(1, 2, 0).numpy()
-    out = sliding_window_inference(tensor[None, None], list(patch_size), 2, model,
+    out = sliding_window_inference(tensor[None, None], list(patch_size), 2, network,
                                    overlap=0.25, mode="gaussian")
     return out[0, 0].numpy()
 
@@ -222,7 +234,7 @@ def spec_postprocessing(config: DenoisingConfig, *, threshold: float,
     return {"task": "anomaly_denoising", "threshold": float(threshold),
             "body_threshold": config.body_threshold, "erode_mm": config.erode_mm,
             "smoothing_mm": config.smoothing_mm, "target_fpr": config.target_fpr,
-            "case_score": "max", "normal_case_scores": [float(s) for s in normal_case_scores]}
+            "residual_output": config.residual, "case_score": "max", "normal_case_scores": [float(s) for s in normal_case_scores]}
 
 
 def replace_config(config: DenoisingConfig, **changes) -> DenoisingConfig:

@@ -20,6 +20,7 @@ __all__ = [
     "threshold_at_fpr",
     "pool_voxels",
     "voxel_scores",
+    "lesion_f1_at_fp_rate",
 ]
 
 ArrayLike = np.ndarray | Volume
@@ -184,3 +185,45 @@ def voxel_scores(
     dice, threshold = best_dice(scores, labels)
     return {"auroc": auroc(scores, labels), "auprc": auprc(scores, labels),
             "best_dice": dice, "best_dice_threshold": threshold}
+
+
+def lesion_f1_at_fp_rate(
+    maps: Sequence[Volume],
+    references: Sequence[Volume],
+    *,
+    fp_per_case: float = 1.0,
+    thresholds: Sequence[float] | None = None,
+    min_size_mm3: float = 0.0,
+    n_thresholds: int = 40,
+) -> dict[str, float]:
+    """Lesion-wise F1 at the lowest threshold whose false positives per case stay <= ``fp_per_case``.
+
+    Runs :func:`medseg.metrics.froc` (components of ``map >= t`` matched to
+    reference lesions at IoU >= 0.1) over ``thresholds`` (default: quantiles
+    of the positive map values, so any score scale works) and reports the
+    operating point; ``froc`` holds the whole curve.
+
+    Returns
+    -------
+    dict
+        ``threshold, f1, sensitivity, fp_per_case, tp, fp, fn`` at the
+        operating point (F1 0 and threshold NaN when no threshold qualifies).
+    """
+    from medseg.metrics import froc
+
+    refs = [r.with_array((r.array > 0).astype(np.uint8)) for r in references]
+    if thresholds is None:
+        values = np.concatenate([m.array[m.array > 0].ravel() for m in maps] or [np.zeros(1)])
+        levels = np.unique(np.quantile(values, np.linspace(0.5, 0.99999, n_thresholds)))
+    else:
+        levels = np.asarray(thresholds, dtype=float)
+    curve = froc(list(maps), refs, thresholds=list(levels), min_size_mm3=min_size_mm3)
+    curve["f1"] = 2 * curve["tp"] / np.maximum(2 * curve["tp"] + curve["fp"] + curve["fn"], 1)
+    ok = curve[curve["fp_per_case"] <= fp_per_case]
+    if ok.empty:
+        return {"threshold": float("nan"), "f1": 0.0, "sensitivity": 0.0,
+                "fp_per_case": float(curve["fp_per_case"].min()), "tp": 0, "fp": 0, "fn": 0}
+    row = ok.iloc[0]  # thresholds ascend: the first admissible one is the most sensitive
+    return {"threshold": float(row["threshold"]), "f1": float(row["f1"]),
+            "sensitivity": float(row["sensitivity"]), "fp_per_case": float(row["fp_per_case"]),
+            "tp": int(row["tp"]), "fp": int(row["fp"]), "fn": int(row["fn"])}

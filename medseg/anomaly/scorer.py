@@ -92,7 +92,8 @@ class AnomalyScorer:
         body = body_mask(grid, threshold=post["body_threshold"], erode_mm=post["erode_mm"])
         normalised = normalize_intensity(grid.array, self.spec.normalization)
         recon = reconstruct(self.model, normalised, spatial_dims=self.spec.spatial_dims,
-                            patch_size=self.spec.patch_size)
+                            patch_size=self.spec.patch_size,
+                            residual=bool(post.get("residual_output", False)))
         residual = grid.with_array(np.abs(normalised - recon))
         anomaly_map = finish_map(residual, body, smoothing_mm=post["smoothing_mm"])
         case_score = float(anomaly_map.array.max())

@@ -25,6 +25,7 @@ __all__ = [
     "LesionCase",
     "AnomalyBenchmark",
     "insert_lesions",
+    "make_normal_scan",
     "make_lesion_case",
     "make_anomaly_benchmark",
     "write_lesion_dataset",
@@ -179,6 +180,42 @@ def insert_lesions(
             Volume(instances, image.affine, "labels", names, dict(image.meta)), table)
 
 
+def make_normal_scan(
+    seed: int,
+    *,
+    shape: Sequence[int] = (64, 64, 64),
+    spacing_mm: Sequence[float] = (1.5, 1.5, 2.0),
+    enhancement_sd_hu: float = 10.0,
+    shift_mm: float = 3.0,
+) -> tuple[Volume, Volume]:
+    """A normal phantom with inter-subject variation: organ enhancement and residual misalignment.
+
+    Each organ's mean intensity moves by a normal draw of ``enhancement_sd_hu``
+    (contrast timing differs between patients) and the whole body is shifted
+    by up to ``shift_mm`` per axis (registration to a common frame is never
+    exact). ``0`` for both gives :func:`medseg.demo.make_phantom` unchanged.
+
+    Returns
+    -------
+    image, organs : Volume
+        CT-like image (HU) and organ labels on the shared grid.
+    """
+    phantom = make_phantom(shape=shape, spacing_mm=spacing_mm, seed=seed, n_lesions=0)
+    rng = np.random.default_rng([seed, 5417])
+    image = phantom.image.array.astype(np.float32)
+    labels = phantom.labels.array
+    spacing = np.asarray(spacing_mm, dtype=float)
+    for value in sorted(phantom.labels.labels):
+        soft = ndimage.gaussian_filter((labels == value).astype(np.float32), 0.9 / spacing)
+        image += float(rng.normal(0.0, enhancement_sd_hu)) * soft
+    if shift_mm > 0:
+        offset = rng.uniform(-shift_mm, shift_mm, size=3) / spacing
+        image = ndimage.shift(image, offset, order=1, mode="nearest")
+        labels = ndimage.shift(labels, offset, order=0, mode="nearest")
+    return (phantom.image.with_array(image.astype(np.float32)),
+            phantom.labels.with_array(labels.astype(np.uint8)))
+
+
 def make_lesion_case(
     seed: int,
     *,
@@ -189,11 +226,15 @@ def make_lesion_case(
     contrast_hu: tuple[float, float] = (20.0, 60.0),
     kinds: Sequence[str] = LESION_KINDS,
     case_id: str | None = None,
+    enhancement_sd_hu: float = 0.0,
+    shift_mm: float = 0.0,
 ) -> LesionCase:
     """One phantom (``medseg.demo.make_phantom``) with ``n_lesions`` random lesions.
 
     Radii, contrasts and kinds are drawn uniformly from the given ranges and
     choices with ``seed``; ``n_lesions=0`` gives a normal case.
+    ``enhancement_sd_hu`` and ``shift_mm`` add inter-subject variation
+    (see :func:`make_normal_scan`).
 
     Examples
     --------
@@ -202,17 +243,18 @@ def make_lesion_case(
     >>> len(case.table), int(case.lesions.array.max())
     (2, 2)
     """
-    phantom = make_phantom(shape=shape, spacing_mm=spacing_mm, seed=seed, n_lesions=0)
+    normal_image, organs = make_normal_scan(seed, shape=shape, spacing_mm=spacing_mm,
+                                            enhancement_sd_hu=enhancement_sd_hu, shift_mm=shift_mm)
     case_id = case_id or f"case_{seed:04d}"
     rng = np.random.default_rng([seed, 7919])
     radii = rng.uniform(*radius_mm, size=n_lesions)
     contrasts = rng.uniform(*contrast_hu, size=n_lesions)
     chosen = [str(kinds[i]) for i in rng.integers(len(kinds), size=n_lesions)]
     image, instances, table = insert_lesions(
-        phantom.image, phantom.labels, radii_mm=radii, contrasts_hu=contrasts, kinds=chosen,
+        normal_image, organs, radii_mm=radii, contrasts_hu=contrasts, kinds=chosen,
         seed=seed + 104729)
     meta = {"source": case_id, "modality": "CT"}
-    return LesionCase(image.replace(meta=meta), phantom.labels.replace(meta=meta),
+    return LesionCase(image.replace(meta=meta), organs.replace(meta=meta),
                       instances.replace(meta=meta), table.assign(case_id=case_id), case_id)
 
 
@@ -228,16 +270,22 @@ def make_anomaly_benchmark(
     radius_mm: tuple[float, float] = (3.0, 9.0),
     contrast_hu: tuple[float, float] = (20.0, 60.0),
     kinds: Sequence[str] = LESION_KINDS,
+    enhancement_sd_hu: float = 10.0,
+    shift_mm: float = 3.0,
     seed: int = 0,
 ) -> AnomalyBenchmark:
     """Normal phantoms for training/validation and a test set with inserted lesions.
 
     All phantoms share one frame (same grid, anatomy jittered per seed), so a
     per-voxel statistic of the normal set is aligned with every test case.
-    Seeds never repeat between the three splits.
+    Seeds never repeat between the three splits. Inter-subject variation
+    (``enhancement_sd_hu``, ``shift_mm``, see :func:`make_normal_scan`) is on
+    by default, as in real cohorts; set both to 0 for identical anatomy.
     """
+    variation = {"enhancement_sd_hu": enhancement_sd_hu, "shift_mm": shift_mm}
+
     def normal(index: int) -> Volume:
-        image = make_phantom(shape=shape, spacing_mm=spacing_mm, seed=seed + index).image
+        image, _ = make_normal_scan(seed + index, shape=shape, spacing_mm=spacing_mm, **variation)
         return image.replace(meta={"source": f"normal_{seed + index:04d}", "modality": "CT"})
 
     train = [normal(i) for i in range(n_train)]
@@ -247,7 +295,7 @@ def make_anomaly_benchmark(
         make_lesion_case(first_test + i, shape=shape, spacing_mm=spacing_mm,
                          n_lesions=n_lesions if i < n_test_lesion else 0,
                          radius_mm=radius_mm, contrast_hu=contrast_hu, kinds=kinds,
-                         case_id=f"test_{i:03d}")
+                         case_id=f"test_{i:03d}", **variation)
         for i in range(n_test_lesion + n_test_normal)
     ]
     return AnomalyBenchmark(train, val, test)

@@ -78,3 +78,26 @@ def test_voxel_scores_pools_cases_and_rejects_bad_input():
         auroc(np.zeros(3), np.zeros(4))
     with pytest.raises(InvalidArgumentError):
         auroc(np.array([0.0, np.nan]), np.array([0, 1]))
+
+
+def test_lesion_f1_at_fp_rate_picks_the_operating_point():
+    from medseg.anomaly.evaluation import lesion_f1_at_fp_rate
+
+    grid = Volume.from_array(np.zeros((20, 20, 20), np.float32), spacing_mm=(1.0, 1.0, 1.0))
+    ref = np.zeros((20, 20, 20), np.uint8)
+    ref[2:6, 2:6, 2:6] = 1
+    ref[12:16, 12:16, 12:16] = 1
+    score = np.zeros((20, 20, 20), np.float32)
+    score[2:6, 2:6, 2:6] = 0.9      # found at every threshold below 0.9
+    score[12:16, 12:16, 12:16] = 0.4  # found only at low thresholds
+    score[2:5, 14:18, 14:18] = 0.5    # false positive blob
+    score[14:18, 2:5, 2:5] = 0.3      # second false positive blob
+    maps = [grid.with_array(score)]
+    refs = [grid.with_array(ref, kind="labels")]
+    # t = 0.3: 2 TP, 2 FP (too many); t = 0.4: 2 TP, 1 FP -> F1 = 4 / 5.
+    point = lesion_f1_at_fp_rate(maps, refs, fp_per_case=1.0, thresholds=[0.3, 0.4, 0.6])
+    assert point["threshold"] == 0.4 and point["tp"] == 2 and point["fp"] == 1
+    assert point["f1"] == pytest.approx(0.8)
+    # At most 0 FP per case needs t = 0.6: 1 TP, 1 FN -> F1 = 2 / 3.
+    point = lesion_f1_at_fp_rate(maps, refs, fp_per_case=0.0, thresholds=[0.3, 0.4, 0.6])
+    assert point["threshold"] == 0.6 and point["f1"] == pytest.approx(2 / 3)
