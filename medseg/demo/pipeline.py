@@ -193,9 +193,13 @@ def run_demo(
     out_dir : str or Path
         Folder for everything the demo writes (created; rerunning reuses it).
     minutes : float
-        Training time budget (the trainer's ``max_minutes``).
+        Training time budget (the trainer's ``max_minutes``); the ``tiny3d``
+        preset's epochs are scaled by it, and training stops after the epoch
+        that crosses the budget.
     seed : int
-        Seed of the data generator and the training run.
+        Seed of the data generator and the training run. Runs with the same
+        seed repeat bit for bit when they complete the same number of epochs;
+        a budget that cuts training short makes that number machine-dependent.
     n_train, n_test : int
         Synthetic training and held-out cases.
     shape, spacing_mm
