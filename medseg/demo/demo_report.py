@@ -216,7 +216,7 @@ def build_report(
     summary = ", ".join(f"{name} {value:.3f}" for name, value in dice.items()) if dice is not None \
         else "n/a"
     report.add_text(
-        f"Everything below was computed on this machine in one run of `medseg demo` "
+        f"Everything below was computed on this machine in one run of medseg demo "
         f"(seed {seed}, training budget {minutes:g} min), with no downloads. Mean held-out Dice: "
         f"{summary}."
     )
