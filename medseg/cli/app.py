@@ -46,7 +46,10 @@ for _name in _COMMAND_MODULES:
 def main() -> None:
     """Console entry point: runs the app, turning MedsegError into a one-line message."""
     try:
-        app(standalone_mode=False)
+        # In non-standalone mode click returns (not raises) a command's typer.Exit code.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except MedsegError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         sys.exit(2)
