@@ -227,11 +227,15 @@ def _train(
     precision = choose_precision(dev, cpu_bf16=cfg.cpu_bf16, cuda_amp=cfg.cuda_amp)
     scaler = torch.amp.GradScaler("cuda") if precision.scaler else None
     state: dict[str, Any] = {"history": [], "ema": None, "best_ema": None, "best_epoch": -1,
-                             "best_val_dice": float("nan")}
+                             "best_val_dice": float("nan"), "fold": fold, "seed": seed}
     start_epoch = 0
     if resume:
         loaded = load_checkpoint(checkpoints / "last.pt", model=model, optimizer=optimizer)
         start_epoch, state = loaded["epoch"], loaded["state"]
+        if (state.get("fold", fold), state.get("seed", seed)) != (fold, seed):
+            raise TrainingError(f"{run_dir}: the run trained fold {state['fold']} with seed "
+                                f"{state['seed']}; resume with --fold {state['fold']} --seed "
+                                f"{state['seed']}")
     if info.is_distributed:
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[dev.index] if dev.type == "cuda" else None)
