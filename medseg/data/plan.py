@@ -90,7 +90,7 @@ def estimate_memory_mb(patch_size: Sequence[int], batch_size: int, filters: Sequ
 
     >>> round(estimate_memory_mb((64, 64, 64), 2, [32, 64, 128, 256, 320],
     ...                          [[1, 1, 1]] + [[2, 2, 2]] * 4))
-    1926
+    1533
     """
     size = [int(s) for s in patch_size]
     values = 0

@@ -107,3 +107,24 @@ def test_unknown_fold_is_a_training_error(micro_dataset, tmp_path):
 
 def test_normalization_spec_is_shared_with_inference():
     assert NormalizationSpec is load_bundle.__globals__["NormalizationSpec"]
+
+
+@pytest.mark.slow
+def test_tiny_2d_run_segments_phantoms(tiny_dataset_3d, tmp_path):
+    result = train(tiny_dataset_3d, out_dir=tmp_path / "run2d", config="tiny2d", progress=False)
+    assert result.best_val_dice > 0.8
+    model, spec = load_bundle(result.bundle_dir)
+    assert spec.spatial_dims == 2 and spec.patch_size == (48, 48)
+
+
+@pytest.mark.slow
+def test_cpu_bf16_keeps_dice(tiny_run_3d, tiny_dataset_3d, tmp_path):
+    from medseg.training.config import resolve_config
+    from medseg.training.loop import cpu_bf16_supported
+
+    if not cpu_bf16_supported():
+        pytest.skip("this CPU has no native bf16, so tiny_run_3d already ran in fp32")
+    config = dataclasses.replace(resolve_config("tiny3d")[0], cpu_bf16=False)
+    fp32 = train(tiny_dataset_3d, out_dir=tmp_path / "fp32", config=config, progress=False)
+    assert fp32.best_val_dice > 0.8
+    assert abs(fp32.best_val_dice - tiny_run_3d.best_val_dice) < 0.05
