@@ -48,5 +48,5 @@ def load_checkpoint(path: str | Path, *, model: torch.nn.Module,
     except (RuntimeError, KeyError, EOFError) as exc:
         raise TrainingError(f"{path}: checkpoint does not fit this network/config ({exc}); "
                             "resume with the run's own config.yaml and plan.yaml") from exc
-    log.info("resumed from %s (epoch %d)", path, payload["epoch"])
+    log.info("loaded checkpoint %s (epoch %d)", path, payload["epoch"])
     return {"epoch": int(payload["epoch"]), "state": payload["state"]}
