@@ -16,7 +16,7 @@ import numpy as np
 from medseg.atomic import atomic_path, atomic_write_text
 from medseg.config import config_hash
 from medseg.data.datasets import Case, Dataset
-from medseg.data.fingerprint import default_cache_dir, file_stamp
+from medseg.data.fingerprint import default_cache_dir, file_stamp, make_cache_folder
 from medseg.data.plan import Plan
 from medseg.data.preprocess import preprocess_image, preprocess_labels
 
@@ -130,8 +130,7 @@ def preprocess_dataset(
     key = config_hash({"spacing": plan.target_spacing_mm, "orientation": plan.orientation,
                        "normalization": plan.normalization, "labels": plan.labels})
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir(dataset)
-    folder = root / "preprocessed" / key
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = make_cache_folder(root / "preprocessed" / key)
     records = {c.case_id: _cached(c, folder) for c in dataset.cases}
     todo = [c for c in dataset.cases if records[c.case_id] is None]
     if todo:

@@ -20,7 +20,7 @@ from medseg.data.datasets import Case, Dataset
 from medseg.errors import DatasetError
 
 __all__ = ["IntensityStats", "Fingerprint", "compute_fingerprint", "default_cache_dir",
-           "file_stamp", "FOREGROUND_SAMPLES_PER_CASE"]
+           "file_stamp", "make_cache_folder", "load_fingerprint", "FOREGROUND_SAMPLES_PER_CASE"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,16 @@ class Fingerprint:
 def default_cache_dir(dataset: Dataset) -> Path:
     """Where fingerprints and preprocessed arrays of ``dataset`` are cached by default."""
     return Path(dataset.root) / ".medseg_cache"
+
+
+def make_cache_folder(folder: Path) -> Path:
+    """Create a cache folder, or raise ``DatasetError`` saying how to put the cache elsewhere."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatasetError(f"{folder}: cannot create the cache folder ({exc.strerror}); pass "
+                           "cache_dir= to a writable folder") from exc
+    return folder
 
 
 def file_stamp(path: Path) -> list[int]:
@@ -166,8 +176,7 @@ def compute_fingerprint(
     if unlabeled:
         raise DatasetError(f"{dataset.root}: cases without labels cannot be fingerprinted: {unlabeled}")
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir(dataset)
-    case_dir = root / "fingerprint"
-    case_dir.mkdir(parents=True, exist_ok=True)
+    case_dir = make_cache_folder(root / "fingerprint")
     records = {c.case_id: _cached_record(c, case_dir) for c in dataset.cases}
     missing = [c for c in dataset.cases if records[c.case_id] is None]
     if missing:

@@ -66,11 +66,16 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> None:
 
 
 def _plan_for(dataset: Dataset, config: TrainConfig, plan: Plan | str | Path | None,
-              cache_dir: Path | None, progress: bool) -> Plan:
-    if isinstance(plan, Plan):
-        return plan
-    if plan is not None:
+              cache_dir: Path | None, progress: bool, *, resuming: bool = False) -> Plan:
+    if plan is not None and resuming:
         return load_plan(plan)
+    if plan is not None:
+        overrides = [k for k in ("patch_size", "batch_size", "model_name", "filters",
+                                 "target_spacing_mm", "memory_budget_mb") if getattr(config, k) is not None]
+        if overrides:
+            log.warning("a plan was given, so the config's %s are ignored; edit the plan instead",
+                        ", ".join(overrides))
+        return plan if isinstance(plan, Plan) else load_plan(plan)
     fingerprint = compute_fingerprint(dataset, cache_dir=cache_dir, progress=progress)
     return make_plan(fingerprint, config=config.configuration,
                      memory_budget_mb=config.memory_budget_mb,
@@ -196,7 +201,8 @@ def _train(
     cache = Path(cache_dir) if cache_dir is not None else None
     if not info.is_main:
         ddp.barrier(info)  # rank 0 fills the caches first
-    the_plan = _plan_for(ds, cfg, plan, cache, progress and info.is_main)
+    the_plan = _plan_for(ds, cfg, plan, cache, progress and info.is_main,
+                         resuming=resume and (run_dir / "plan.yaml").exists())
     fingerprint_hashes = compute_fingerprint(ds, cache_dir=cache).case_hashes
     cached = {c.case_id: c for c in preprocess_dataset(ds, the_plan, cache_dir=cache,
                                                        progress=progress and info.is_main)}

@@ -76,3 +76,13 @@ def test_fingerprint_cache_is_keyed_on_file_stamps(hand_dataset, monkeypatch):
     os.utime(label, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     with pytest.raises(AssertionError, match="re-read"):
         compute_fingerprint(dataset, workers=1)
+
+
+def test_unwritable_cache_is_a_dataset_error(hand_dataset, tmp_path):
+    from medseg.errors import DatasetError
+
+    root, _ = hand_dataset
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(DatasetError, match="cannot create the cache folder.*cache_dir="):
+        compute_fingerprint(load_dataset(root), cache_dir=blocker / "cache")
