@@ -262,7 +262,9 @@ def _train(
     for epoch in range(start_epoch, cfg.epochs):
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             break
-        if max_minutes is not None and (time.monotonic() - started) / 60.0 > max_minutes:
+        out_of_time = (max_minutes is not None and epoch > start_epoch
+                       and (time.monotonic() - started) / 60.0 > max_minutes)
+        if ddp.broadcast_object(out_of_time, info):  # rank 0's clock decides for every rank
             log.info("max_minutes=%s reached after %d epochs; resume to continue", max_minutes, epoch)
             break
         tick = time.monotonic()

@@ -100,6 +100,13 @@ def test_resume_extends_the_schedule_and_guards_the_config(micro_dataset, tmp_pa
     assert longer.history["lr"].tolist() == [0.003, 0.003 * 0.5**0.9]
 
 
+def test_max_minutes_stops_after_the_epoch_that_crosses_it(micro_dataset, tmp_path):
+    result = train(micro_dataset, out_dir=tmp_path / "run", config=MICRO, max_minutes=1e-6,
+                   progress=False)
+    assert len(result.history) == 1  # at least one epoch per call, then the clock stops it
+    assert (result.bundle_dir / "bundle.yaml").exists()
+
+
 def test_unknown_fold_is_a_training_error(micro_dataset, tmp_path):
     with pytest.raises(TrainingError, match="fold 9 does not exist"):
         train(micro_dataset, out_dir=tmp_path / "x", config=MICRO, fold=9, progress=False)
