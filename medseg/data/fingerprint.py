@@ -101,8 +101,9 @@ def _case_record(case: Case, cache_dir: Path) -> dict:
     if len(foreground) > FOREGROUND_SAMPLES_PER_CASE:
         rng = np.random.default_rng(zlib.crc32(case.case_id.encode()))
         foreground = np.sort(rng.choice(foreground, FOREGROUND_SAMPLES_PER_CASE, replace=False))
-    samples = np.stack([np.asarray(im.array, dtype=np.float64).reshape(-1)[foreground]
-                        for im in images])
+    channels = [im.array[..., c] if im.array.ndim == 4 else im.array  # 4D files hold channels
+                for im in images for c in range(im.n_channels)]
+    samples = np.stack([np.asarray(a, dtype=np.float64).reshape(-1)[foreground] for a in channels])
     with atomic_path(cache_dir / f"{case.case_id}.npy") as tmp:
         with open(tmp, "wb") as handle:
             np.save(handle, samples.astype(np.float32))

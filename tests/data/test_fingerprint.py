@@ -86,3 +86,23 @@ def test_unwritable_cache_is_a_dataset_error(hand_dataset, tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(DatasetError, match="cannot create the cache folder.*cache_dir="):
         compute_fingerprint(load_dataset(root), cache_dir=blocker / "cache")
+
+
+def test_four_dimensional_msd_images_are_channels(tmp_path):
+    from medseg.data import make_plan, preprocess_dataset
+
+    root = tmp_path / "multi"
+    (root / "imagesTr").mkdir(parents=True)
+    (root / "labelsTr").mkdir()
+    label = np.zeros((6, 6, 6))
+    label[2:4, 2:4, 2:4] = 1
+    image = np.stack([np.full((6, 6, 6), 10.0), np.full((6, 6, 6), -3.0)], axis=-1)
+    image[2:4, 2:4, 2:4, 0] = 20.0
+    training = [_write_case(root, n, image, label, (1.0, 1.0, 1.0)) for n in ("a", "b")]
+    (root / "dataset.json").write_text(json.dumps({
+        "modality": {"0": "T1", "1": "T2"}, "labels": {"0": "bg", "1": "x"}, "training": training}))
+    dataset = load_dataset(root)
+    fp = compute_fingerprint(dataset, workers=1)
+    assert [s.mean for s in fp.intensity] == [20.0, -3.0]
+    cached = preprocess_dataset(dataset, make_plan(fp, patch_size=(4, 4, 4)), workers=1)
+    assert cached[0].load()[0].shape == (2, 6, 6, 6)
