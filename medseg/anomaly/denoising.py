@@ -35,17 +35,27 @@ class DenoisingConfig:
     ``target_spacing_mm`` ``None`` keeps the first training scan's spacing.
     ``residual``: the network predicts the correction added to its input
     (identity is free, so fine texture passes and only blobs are removed).
+    ``norm_name`` is ``"batch"`` because instance normalisation erases the
+    absolute intensity of a patch, which is what tells a coarse offset apart.
+    ``atlas``: the mean of the normal scans (they must share one frame) is a
+    second input channel, so the network learns what belongs where.
+    ``calibrate`` (atlas models): residuals are divided by their per-voxel
+    RMS over the normal training scans, as a z-score divides by the spread
+    (off by default: it lowered AUPRC on the synthetic benchmark, 0.26 -> 0.23).
     """
 
     spatial_dims: int = 2
-    patch_size: tuple[int, ...] = (64, 64)
+    patch_size: tuple[int, ...] = (32, 32)
     batch_size: int = 16
     iterations: int = 400
     learning_rate: float = 2e-3
     noise_std: float = 0.4
-    noise_resolution: int = 8
+    noise_resolution: int = 4
     model_name: str = "unet_small"
     base_filters: int = 16
+    norm_name: str = "batch"
+    atlas: bool = True
+    calibrate: bool = False
     target_spacing_mm: tuple[float, float, float] | None = None
     clip_percentiles: tuple[float, float] = (0.5, 99.5)
     body_threshold: float | None = -500.0
@@ -102,8 +112,8 @@ def coarse_noise(shape: Sequence[int], *, resolution: int, std: float,
 
 def _prepare(images: Sequence[Volume], config: DenoisingConfig,
              normalization: NormalizationSpec | None) -> tuple[list[np.ndarray], list[np.ndarray],
-                                                              NormalizationSpec, tuple]:
-    """Resample scans to the target spacing, compute body masks and normalise."""
+                                                              NormalizationSpec, tuple, Volume | None]:
+    """Resample scans to the target spacing, body masks, normalise, and the atlas (mean scan)."""
     from medseg.anomaly.maps import body_mask
 
     spacing = config.target_spacing_mm or tuple(round(s, 4) for s in images[0].reorient().spacing_mm)
@@ -116,30 +126,44 @@ def _prepare(images: Sequence[Volume], config: DenoisingConfig,
 
     arrays = [normalize_intensity(g.array, normalization) for g in grids]
     bodies = [body_mask(g, threshold=config.body_threshold).array.astype(bool) for g in grids]
-    return arrays, bodies, normalization, tuple(float(s) for s in spacing)
+    atlas = None
+    if config.atlas:
+        for grid, image in zip(grids[1:], images[1:]):
+            if not grid.same_grid(grids[0]):
+                raise InvalidArgumentError(
+                    f"{image.source}: not on the frame of {images[0].source}; the atlas channel "
+                    "needs registered scans on one grid (resample them) or set atlas: false")
+        atlas = grids[0].with_array(np.mean(arrays, axis=0).astype(np.float32))
+    return arrays, bodies, normalization, tuple(float(s) for s in spacing), atlas
 
 
 def _sample_batch(arrays: list[np.ndarray], bodies: list[np.ndarray], config: DenoisingConfig,
-                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Random patches (2D: axial slices, k fixed) from random scans, zero-padded when small."""
+                  rng: np.random.Generator, atlas: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Random patches (2D: axial slices, k fixed) from random scans, zero-padded when small.
+
+    Returns ``(batch, channels, *patch)`` images (channel 1: the atlas patch) and body masks.
+    """
     patch = [int(p) for p in config.patch_size]
     images, masks = [], []
     for _ in range(config.batch_size):
         index = int(rng.integers(len(arrays)))
-        array, body = arrays[index], bodies[index]
+        channels = [arrays[index]] + ([atlas] if atlas is not None else [])
+        body = bodies[index]
         if config.spatial_dims == 2:
             # Slices that hold body only; empty slices teach nothing.
             k = int(rng.choice(np.flatnonzero(body.any(axis=(0, 1)))))
-            array, body = array[..., k], body[..., k]
+            channels, body = [c[..., k] for c in channels], body[..., k]
         region = []
         for axis, size in enumerate(patch):
-            start = int(rng.integers(0, max(array.shape[axis] - size, 0) + 1))
+            start = int(rng.integers(0, max(body.shape[axis] - size, 0) + 1))
             region.append(slice(start, start + size))
-        a, b = array[tuple(region)], body[tuple(region)]
-        pad = [(0, size - n) for size, n in zip(patch, a.shape)]
-        images.append(np.pad(a, pad, constant_values=float(array.min())))
+        b = body[tuple(region)]
+        pad = [(0, size - n) for size, n in zip(patch, b.shape)]
+        images.append(np.stack([np.pad(c[tuple(region)], pad, constant_values=float(c.min()))
+                                for c in channels]))
         masks.append(np.pad(b, pad))
-    return np.stack(images)[:, None], np.stack(masks)[:, None]
+    return np.stack(images), np.stack(masks)[:, None]
 
 
 def train_denoiser(
@@ -162,10 +186,12 @@ def train_denoiser(
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    arrays, bodies, normalization, spacing = _prepare(images, config, None)
-    options = {"spatial_dims": config.spatial_dims, "in_channels": 1, "out_channels": 1,
+    arrays, bodies, normalization, spacing, atlas = _prepare(images, config, None)
+    atlas_array = atlas.array if atlas is not None else None
+    options = {"spatial_dims": config.spatial_dims, "in_channels": 2 if config.atlas else 1,
+               "out_channels": 1,
                "patch_size": list(config.patch_size), "base_filters": config.base_filters,
-               "norm_name": "instance"}
+               "norm_name": config.norm_name}
     model = create_model(config.model_name, **options)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=1e-5)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.learning_rate,
@@ -174,12 +200,15 @@ def train_denoiser(
     model.train()
     bar = tqdm(range(config.iterations), desc="anomaly model", disable=not progress, leave=False)
     for step in bar:
-        clean, body = (torch.from_numpy(x) for x in _sample_batch(arrays, bodies, config, rng))
+        inputs, body = (torch.from_numpy(x) for x in
+                        _sample_batch(arrays, bodies, config, rng, atlas_array))
         body = body.float()
+        clean = inputs[:, :1]
         noise = coarse_noise(clean.shape, resolution=config.noise_resolution,
                              std=config.noise_std, generator=generator)
         noisy = clean + noise * body
-        recon = noisy + model(noisy) if config.residual else model(noisy)
+        correction = model(torch.cat([noisy, inputs[:, 1:]], dim=1))
+        recon = noisy + correction if config.residual else correction
         # Air outside the body carries no information; weight the loss to the body.
         loss = (((recon - clean) ** 2) * (0.1 + body)).mean()
         optimizer.zero_grad(set_to_none=True)
@@ -192,7 +221,7 @@ def train_denoiser(
             bar.set_postfix(loss=f"{history[-1]['loss']:.4f}")
             running = 0.0
     model.eval()
-    facts = {"normalization": normalization, "target_spacing_mm": spacing,
+    facts = {"normalization": normalization, "target_spacing_mm": spacing, "atlas": atlas,
              "model_options": options, "history": history,
              "seconds": time.perf_counter() - started, "config": to_dict(config),
              "config_hash": config_hash(config)}
@@ -204,10 +233,11 @@ def train_denoiser(
 @torch.no_grad()
 def reconstruct(model: torch.nn.Module, array: np.ndarray, *, spatial_dims: int,
                 patch_size: Sequence[int], residual: bool = False,
-                batch_size: int = 16) -> np.ndarray:
+                atlas: np.ndarray | None = None, batch_size: int = 16) -> np.ndarray:
     """Reconstruct a normalised 3D array: slice by slice (2D model) or sliding window (3D).
 
-    With ``residual`` the network output is a correction added to its input.
+    With ``residual`` the network output is a correction added to its input;
+    ``atlas`` (same shape) is the second input channel of atlas models.
     """
     from monai.inferers import sliding_window_inference
 
@@ -215,15 +245,16 @@ def reconstruct(model: torch.nn.Module, array: np.ndarray, *, spatial_dims: int,
     network = model
     if residual:
         def network(batch: torch.Tensor) -> torch.Tensor:
-            return batch + model(batch)
-    tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+            return batch[:, :1] + model(batch)
+    stacked = np.stack([array] + ([atlas] if atlas is not None else []))
+    tensor = torch.from_numpy(np.ascontiguousarray(stacked, dtype=np.float32))  # (c, i, j, k)
     if spatial_dims == 2:
-        slices = tensor.permute(2, 0, 1)[:, None]  # (k, 1, i, j)
+        slices = tensor.permute(3, 0, 1, 2)  # (k, c, i, j)
         outputs = [sliding_window_inference(slices[s:s + batch_size], list(patch_size),
                                             batch_size, network, overlap=0.25, mode="gaussian")
                    for s in range(0, slices.shape[0], batch_size)]
         return torch.cat(outputs)[:, 0].permute(1, 2, 0).numpy()
-    out = sliding_window_inference(tensor[None, None], list(patch_size), 2, network,
+    out = sliding_window_inference(tensor[None], list(patch_size), 2, network,
                                    overlap=0.25, mode="gaussian")
     return out[0, 0].numpy()
 

@@ -32,6 +32,8 @@ __all__ = ["AnomalyScorer", "LesionsInNormalDataWarning", "train_anomaly_model",
 
 log = logging.getLogger(__name__)
 
+_ATLAS_NAME = "atlas.nii.gz"
+_SCALE_NAME = "residual_scale.nii.gz"
 _VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".mha", ".mhd")
 _LESION_NAMES = re.compile(r"lesion|tumou?r|metasta|cancer|nodule|bleed|haemorr|hemorr|anomal|cyst",
                            re.IGNORECASE)
@@ -54,20 +56,32 @@ class AnomalyScorer:
     """
 
     def __init__(self, model: torch.nn.Module, spec: BundleSpec,
-                 bundle_dir: Path | None = None) -> None:
+                 bundle_dir: Path | None = None, *, atlas: Volume | None = None,
+                 residual_scale: Volume | None = None) -> None:
         if spec.postprocessing.get("task") != "anomaly_denoising":
             raise BundleError(f"{bundle_dir or 'bundle'}: not an anomaly-model bundle "
                               "(postprocessing.task is not 'anomaly_denoising'); train one with "
                               "`medseg anomaly train`")
+        if spec.in_channels == 2 and atlas is None:
+            raise BundleError(f"{bundle_dir or 'bundle'}: atlas model without its {_ATLAS_NAME}; "
+                              "copy the whole bundle folder")
         self.model = model.eval()
         self.spec = spec
         self.bundle_dir = bundle_dir
+        self.atlas = atlas
+        self.residual_scale = residual_scale
 
     @classmethod
     def from_bundle(cls, path: str | Path) -> AnomalyScorer:
         """Load a bundle written by :func:`train_anomaly_model` (``medseg anomaly train``)."""
+        import medseg
+
         model, spec = load_bundle(path)
-        return cls(model, spec, Path(path))
+        atlas_path = Path(path) / _ATLAS_NAME
+        atlas = medseg.read(atlas_path, kind="image") if atlas_path.exists() else None
+        scale_path = Path(path) / _SCALE_NAME
+        scale = medseg.read(scale_path, kind="image") if scale_path.exists() else None
+        return cls(model, spec, Path(path), atlas=atlas, residual_scale=scale)
 
     @property
     def threshold(self) -> float:
@@ -82,19 +96,27 @@ class AnomalyScorer:
         """Anomaly map, mask and case score of ``image``, returned on ``image``'s own grid.
 
         A scan on another grid than the training scans is resampled to the
-        model's spacing (and RAS orientation), scored, and resampled back.
-        The case score is the maximum of the smoothed map (network grid).
+        model's spacing (and RAS orientation; an atlas model: onto the atlas
+        grid), scored, and resampled back. The case score is the maximum of
+        the smoothed map (network grid).
         """
         post = self.spec.postprocessing
-        grid = preprocess_image(image, target_spacing_mm=self.spec.target_spacing_mm,
-                                normalization=NormalizationSpec("none"),
-                                orientation=self.spec.orientation)
+        if self.atlas is not None:
+            grid = image if image.same_grid(self.atlas) else image.resample_like(self.atlas, order=1)
+        else:
+            grid = preprocess_image(image, target_spacing_mm=self.spec.target_spacing_mm,
+                                    normalization=NormalizationSpec("none"),
+                                    orientation=self.spec.orientation)
         body = body_mask(grid, threshold=post["body_threshold"], erode_mm=post["erode_mm"])
         normalised = normalize_intensity(grid.array, self.spec.normalization)
         recon = reconstruct(self.model, normalised, spatial_dims=self.spec.spatial_dims,
                             patch_size=self.spec.patch_size,
-                            residual=bool(post.get("residual_output", False)))
-        residual = grid.with_array(np.abs(normalised - recon))
+                            residual=bool(post.get("residual_output", False)),
+                            atlas=None if self.atlas is None else self.atlas.array)
+        residual = np.abs(normalised - recon)
+        if self.residual_scale is not None:
+            residual = residual / self.residual_scale.array
+        residual = grid.with_array(residual.astype(np.float32))
         anomaly_map = finish_map(residual, body, smoothing_mm=post["smoothing_mm"])
         case_score = float(anomaly_map.array.max())
         if not grid.same_grid(image):
@@ -219,7 +241,9 @@ def train_anomaly_model(
     model, facts = train_denoiser(scans, config=config, progress=progress)
     spec = BundleSpec(
         model_name=config.model_name, model_options=facts["model_options"],
-        labels={0: "normal", 1: "anomaly"}, spatial_dims=config.spatial_dims, in_channels=1,
+        labels={0: "normal", 1: "anomaly"}, spatial_dims=config.spatial_dims,
+        in_channels=2 if config.atlas else 1,
+        channel_names=("image", "atlas") if config.atlas else ("image",),
         patch_size=tuple(config.patch_size), target_spacing_mm=facts["target_spacing_mm"],
         normalization=facts["normalization"],
         postprocessing=spec_postprocessing(config, threshold=float("inf"), normal_case_scores=[]),
@@ -227,7 +251,9 @@ def train_anomaly_model(
                     "config_hash": facts["config_hash"], "n_train": len(scans), "n_val": len(val),
                     "train_seconds": round(facts["seconds"], 2), "history": facts["history"],
                     "sources": [v.source for v in scans]})
-    scorer = AnomalyScorer(model, spec)
+    scorer = AnomalyScorer(model, spec, atlas=facts["atlas"])
+    scale = _residual_scale(scorer, scans) if config.atlas and config.calibrate else None
+    scorer.residual_scale = scale
     results = [scorer.score(v) for v in val]
     normal_voxels = np.concatenate([r.anomaly_map.array[r.body.array > 0] for r in results])
     threshold = threshold_at_fpr(normal_voxels, config.target_fpr)
@@ -236,6 +262,27 @@ def train_anomaly_model(
     spec = dataclasses.replace(spec, postprocessing=post)
     out_dir = Path(out_dir)
     save_bundle(out_dir, model=model, spec=spec)
+    if facts["atlas"] is not None:
+        import medseg
+
+        medseg.write(facts["atlas"], out_dir / _ATLAS_NAME)
+    if scale is not None:
+        medseg.write(scale, out_dir / _SCALE_NAME)
     log.info("anomaly bundle written to %s (threshold %.4f at FPR %.3g)", out_dir, threshold,
              config.target_fpr)
-    return AnomalyScorer(model, spec, out_dir)
+    return AnomalyScorer(model, spec, out_dir, atlas=facts["atlas"], residual_scale=scale)
+
+
+def _residual_scale(scorer: AnomalyScorer, scans: Sequence[Volume]) -> Volume:
+    """Per-voxel RMS of the reconstruction residual over normal scans (floored at its 5th percentile)."""
+    squares = []
+    for scan in scans:
+        grid = scan if scan.same_grid(scorer.atlas) else scan.resample_like(scorer.atlas, order=1)
+        normalised = normalize_intensity(grid.array, scorer.spec.normalization)
+        recon = reconstruct(scorer.model, normalised, spatial_dims=scorer.spec.spatial_dims,
+                            patch_size=scorer.spec.patch_size, atlas=scorer.atlas.array,
+                            residual=bool(scorer.spec.postprocessing.get("residual_output")))
+        squares.append((normalised - recon) ** 2)
+    rms = np.sqrt(np.mean(squares, axis=0))
+    floor = max(float(np.percentile(rms, 5)), 1e-3)
+    return scorer.atlas.with_array(np.maximum(rms, floor).astype(np.float32))
