@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -60,8 +61,9 @@ def register(app: typer.Typer) -> None:
         run_dir = out or Path("runs") / f"{Path(dataset).stem}_{name}_fold{fold}"
         result = train(dataset, out_dir=run_dir, config=config, plan=plan, fold=fold, epochs=epochs,
                        seed=seed, resume=resume, max_minutes=max_minutes, device=device)
-        typer.echo(f"best validation Dice {result.best_val_dice:.4f} (epoch {result.best_epoch + 1}); "
-                   f"bundle: {result.bundle_dir}")
+        if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for the job
+            typer.echo(f"best validation Dice {result.best_val_dice:.4f} (epoch "
+                       f"{result.best_epoch + 1}); bundle: {result.bundle_dir}")
 
     @app.command("export")
     def export_command(

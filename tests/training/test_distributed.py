@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+
+import pytest
 
 from medseg.data.sampling import EpochSampler
 from medseg.demo import make_dataset
@@ -31,3 +35,20 @@ def test_two_gloo_processes_train_in_sync(tmp_path):
     assert provenance["world_size"] == 2
     model, spec = load_bundle(tmp_path / "run" / "bundle")
     assert spec.provenance["world_size"] == 2
+
+
+@pytest.mark.slow
+def test_torchrun_cli_trains_with_two_processes(tmp_path):
+    dataset = make_dataset(tmp_path / "ds", n_cases=4, shape=(24, 24, 24), seed=5)
+    config = tmp_path / "micro.yaml"
+    config.write_text("epochs: 1\niterations_per_epoch: 2\nfolds: 2\npatch_size: [16, 16, 16]\n"
+                      "batch_size: 2\nmodel_name: unet_small\nfilters: [8, 16, 32]\nnum_workers: 0\n"
+                      "num_threads: 1\nsw_overlap: 0.0\n")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               "-m", "medseg.cli.app", "train", str(dataset), "--config", str(config),
+               "--out", str(tmp_path / "run")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("best validation Dice") == 1  # only rank 0 reports
+    provenance = json.loads((tmp_path / "run" / "provenance.json").read_text())
+    assert provenance["world_size"] == 2
