@@ -130,6 +130,10 @@ def to_dict(obj: Any) -> Any:
         return [to_dict(v) for v in obj]
     if isinstance(obj, dict):
         return {k: to_dict(v) for k, v in obj.items()}
+    if isinstance(obj, str):  # str subclasses (torch.__version__) trip yaml.safe_dump
+        return str(obj)
+    if isinstance(obj, Path):
+        return str(obj)
     if hasattr(obj, "item") and callable(obj.item):  # numpy scalars
         return obj.item()
     return obj

@@ -71,3 +71,15 @@ def test_config_hash_is_stable_and_sensitive():
     assert config_hash(a) == config_hash(Outer("x")) and len(config_hash(a)) == 16
     assert config_hash(a) != config_hash(b)
     assert config_hash({"b": 1, "a": 2}) == config_hash({"a": 2, "b": 1})
+
+
+def test_to_dict_turns_str_subclasses_and_paths_into_plain_strings(tmp_path):
+    import pathlib
+
+    import torch
+    import yaml
+
+    from medseg.config import save_yaml
+
+    path = save_yaml({"torch": torch.__version__, "out": pathlib.Path("/a/b")}, tmp_path / "p.yaml")
+    assert yaml.safe_load(path.read_text()) == {"torch": str(torch.__version__), "out": "/a/b"}
