@@ -4,7 +4,7 @@ Prints AUROC, AUPRC, best Dice, lesion F1 at <= 1 FP/case and case AUROC on the 
 benchmark (``medseg.anomaly.synthetic``), with train and score time on this CPU.
 
     python benchmarks/anomaly.py            # full size (64^3 phantoms), ~15-30 min on 2 cores
-    python benchmarks/anomaly.py --quick    # 48x48x32 phantoms, fewer cases and iterations
+    python benchmarks/anomaly.py --quick    # 48x48x40 phantoms, fewer cases and iterations
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--no-supervised", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    size = dict(shape=(48, 48, 32), spacing_mm=(2.0, 2.0, 4.0)) if args.quick else \
+    size = dict(shape=(48, 48, 40), spacing_mm=(2.0, 2.0, 3.2)) if args.quick else \
         dict(shape=(64, 64, 64), spacing_mm=(1.5, 1.5, 2.0))
     counts = dict(n_train=8, n_val=2, n_test_lesion=4, n_test_normal=2) if args.quick else \
         dict(n_train=16, n_val=4, n_test_lesion=8, n_test_normal=4)

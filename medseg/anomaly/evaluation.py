@@ -199,8 +199,8 @@ def lesion_f1_at_fp_rate(
     """Lesion-wise F1 at the lowest threshold whose false positives per case stay <= ``fp_per_case``.
 
     Runs :func:`medseg.metrics.froc` (components of ``map >= t`` matched to
-    reference lesions at IoU >= 0.1) over ``thresholds`` (default: quantiles
-    of the positive map values, so any score scale works) and reports the
+    reference lesions at IoU >= 0.1) over ``thresholds`` (default: upper
+    quantiles of the pooled map values, so any score scale works) and reports the
     operating point; ``froc`` holds the whole curve.
 
     Returns
@@ -213,8 +213,9 @@ def lesion_f1_at_fp_rate(
 
     refs = [r.with_array((r.array > 0).astype(np.uint8)) for r in references]
     if thresholds is None:
-        values = np.concatenate([m.array[m.array > 0].ravel() for m in maps] or [np.zeros(1)])
-        levels = np.unique(np.quantile(values, np.linspace(0.5, 0.99999, n_thresholds)))
+        # Thresholds between the top 10% and the top few voxels, denser near the top.
+        values = np.concatenate([m.array.ravel() for m in maps] or [np.zeros(1)])
+        levels = np.unique(np.quantile(values, 1.0 - np.logspace(-1, -6, n_thresholds)))
     else:
         levels = np.asarray(thresholds, dtype=float)
     curve = froc(list(maps), refs, thresholds=list(levels), min_size_mm3=min_size_mm3)
