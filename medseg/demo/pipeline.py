@@ -254,7 +254,7 @@ def run_demo(
     timings["training"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    predictor = Predictor.from_bundle(result.bundle_dir, device="cpu")
+    predictor = Predictor.from_bundle(result.bundle_dir, device="auto")  # GPU when visible
     label_names = {int(k): str(v) for k, v in dataset.labels.items() if int(k) != 0}
     held: list[HeldOutCase] = []
     for case in tqdm(held_out, desc="held-out cases", unit="case", disable=not progress):
