@@ -276,7 +276,8 @@ def train_nnunet(dataset_dir: str | Path, work_dir: str | Path, *,
         split = [{"train": [c for c in all_ids if c not in set(val_case_ids)],
                   "val": list(val_case_ids)}]
         atomic_write_text(preprocessed / "splits_final.json", json.dumps(split, indent=2))
-    model_folder = Path(env["nnUNet_results"]) / raw.name / f"{TRAINER_NAME}__nnUNetPlans__{configuration}"
+    model_folder = trained_model_folder(work, dataset_name=raw.name.split("_", 1)[1],
+                                        dataset_id=dataset_id, configuration=configuration)
     timings_path = work / "nnunet_timings.json"
     train_env = dict(env, MEDSEG_NNUNET_EPOCHS=str(epochs), MEDSEG_NNUNET_ITERATIONS=str(iterations),
                      MEDSEG_NNUNET_VAL_ITERATIONS=str(val_iterations),
@@ -294,6 +295,15 @@ def train_nnunet(dataset_dir: str | Path, work_dir: str | Path, *,
         record["nnunet_validation_dice"] = json.loads(summary.read_text())["foreground_mean"]["Dice"]
     atomic_write_text(model_folder / TRAIN_RECORD_NAME, json.dumps(record, indent=2))
     return model_folder
+
+
+def trained_model_folder(work_dir: str | Path, *, dataset_name: str,
+                         dataset_id: int = DEFAULT_DATASET_ID,
+                         configuration: str = "3d_fullres") -> Path:
+    """Where :func:`train_nnunet` puts the model for this dataset (it may not exist yet)."""
+    name = f"Dataset{dataset_id:03d}_{dataset_name.replace(' ', '')}"
+    return (Path(work_dir).resolve() / "nnUNet_results" / name
+            / f"{TRAINER_NAME}__nnUNetPlans__{configuration}")
 
 
 def read_train_record(model_folder: str | Path) -> dict:

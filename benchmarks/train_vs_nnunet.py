@@ -139,6 +139,8 @@ def main() -> None:
                         help="alternating rounds of single-step timings (0 to skip)")
     parser.add_argument("--step-steps", type=int, default=3, help="timed steps per side per round")
     parser.add_argument("--work-dir", type=Path, default=None, help="keep everything here")
+    parser.add_argument("--reuse", action="store_true",
+                        help="in --work-dir, reuse finished trainings (nnU-Net record, sides/*.json)")
     parser.add_argument("--worker", choices=["train", "step"], help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -173,10 +175,17 @@ def main() -> None:
     refs = {c: data / "labelsTr" / f"{c}.nii.gz" for c in val_ids}
     print(f"work dir {work}; {len(case_ids)} cases, held out {val_ids}")
 
+    saved = work / "sides"
+    saved.mkdir(exist_ok=True)
+
     # 1. nnU-Net v2 (its own venv, plan + preprocess + train in one sampled process each)
-    print(f"nnU-Net: plan, preprocess, train {args.epochs} x {per_epoch} iterations ...", flush=True)
-    model_folder = _nnunet.train_nnunet(data, work / "nnunet", iterations=per_epoch,
-                                        epochs=args.epochs, val_iterations=1, val_case_ids=val_ids)
+    model_folder = _nnunet.trained_model_folder(work / "nnunet", dataset_name=spec["name"])
+    if not (args.reuse and (model_folder / _nnunet.TRAIN_RECORD_NAME).exists()):
+        print(f"nnU-Net: plan, preprocess, train {args.epochs} x {per_epoch} iterations ...",
+              flush=True)
+        model_folder = _nnunet.train_nnunet(data, work / "nnunet", iterations=per_epoch,
+                                            epochs=args.epochs, val_iterations=1,
+                                            val_case_ids=val_ids)
     record = _nnunet.read_train_record(model_folder)
     sides = {"nnU-Net": {"iteration_seconds": _summary(record["iteration_seconds"]),
                          "peak_rss_gib": record["peak_rss_bytes"] / 2**30,
@@ -186,11 +195,17 @@ def main() -> None:
     sides["nnU-Net"]["dice"] = _score(dict(zip(images, prediction.paths)), refs, labels)
 
     # 2. medseg fp32 (equal precision), then bf16 autocast when the CPU has native bf16
+    bf16_ok = cpu_bf16_supported()
     runs = [("medseg fp32", False)]
-    if not args.no_bf16_training and cpu_bf16_supported():
+    if not args.no_bf16_training and bf16_ok:
         runs.append(("medseg bf16", True))
     for name, bf16 in runs:
         tag = name.split()[1]
+        side_file = saved / f"medseg_{tag}.json"
+        if args.reuse and side_file.exists():
+            sides[name] = json.loads(side_file.read_text())
+            print(f"{name}: reusing {side_file}")
+            continue
         out_dir = work / f"medseg_{tag}"
         out_dir.mkdir(exist_ok=True)
         (out_dir / "splits.json").write_text(json.dumps([split], indent=1))
@@ -201,22 +216,31 @@ def main() -> None:
                                   log_path=logs / f"medseg_train_{tag}.log")
         if worker["n_steps"] != args.iterations:
             raise SystemExit(f"{name} ran {worker['n_steps']} steps, expected {args.iterations}")
-        paths = _predict_medseg(Path(worker["bundle_dir"]), images, work / f"pred_medseg_{tag}",
-                                "bf16" if bf16 else "fp32")
         sides[name] = {"iteration_seconds": _summary(worker["iteration_seconds"]),
                        "peak_rss_gib": run.peak_rss_bytes / 2**30, "process_seconds": run.seconds,
                        "patch_size": worker["patch_size"], "batch_size": worker["batch_size"],
-                       "dice": _score(paths, refs, labels),
-                       "trainer_val_dice": worker["best_val_dice"]}
+                       "trainer_val_dice": worker["best_val_dice"],
+                       "bundle_dir": worker["bundle_dir"]}
+        side_file.write_text(json.dumps(sides[name], indent=1))
+    for name, bf16 in runs:
+        tag = name.split()[1]
+        paths = _predict_medseg(Path(sides[name]["bundle_dir"]), images, work / f"pred_medseg_{tag}",
+                                "bf16" if bf16 else "fp32")
+        sides[name]["dice"] = _score(paths, refs, labels)
+    if bf16_ok:  # does bf16 autocast at inference keep the fp32-trained model's Dice?
+        paths = _predict_medseg(Path(sides["medseg fp32"]["bundle_dir"]), images,
+                                work / "pred_medseg_fp32_bf16_inference", "bf16")
+        results["fp32_model_bf16_inference_dice"] = _score(paths, refs, labels)
     results["training"] = sides
 
     # 3. single training steps on a fixed random batch, alternated round by round
-    steps: dict[str, list[float]] = {name: [] for name in ["nnU-Net", *[n for n, _ in runs]]}
+    step_sides = [("medseg fp32", False)] + ([("medseg bf16", True)] if bf16_ok else [])
+    steps: dict[str, list[float]] = {name: [] for name in ["nnU-Net", *[n for n, _ in step_sides]]}
     for round_index in range(args.step_rounds):
         print(f"single-step timings, round {round_index + 1}/{args.step_rounds} ...", flush=True)
         steps["nnU-Net"] += _nnunet.time_nnunet_step(model_folder, work / "nnunet",
                                                      steps=args.step_steps)["step_seconds"]
-        for name, bf16 in runs:
+        for name, bf16 in step_sides:
             out, _ = _run_worker("step", {"plan": str(work / "medseg_fp32" / "plan.yaml"),
                                           "bf16": bf16, "steps": args.step_steps, "warmup": 1},
                                  log_path=logs / "medseg_step.log")
@@ -246,6 +270,10 @@ def _report(results: dict) -> None:
              "{:+.3f}")]
     for label, value, fmt in rows:
         print(f"{label:28s}" + "".join(f"{fmt.format(value(s)):>14s}" for s in sides.values()))
+    if "fp32_model_bf16_inference_dice" in results:
+        print("medseg fp32 model predicted with bf16 autocast: Dice "
+              f"{results['fp32_model_bf16_inference_dice']['mean_dice']:.3f} (fp32 inference "
+              f"{sides['medseg fp32']['dice']['mean_dice']:.3f})")
     steps = results["single_step_seconds"]
     if steps and all(v["n"] for v in steps.values()):
         ref = steps["nnU-Net"]["median"]
