@@ -83,13 +83,12 @@ def load_bundle(
             f"{folder}: bundle format {spec.format_version} is newer than this medseg "
             f"understands ({BUNDLE_FORMAT_VERSION}); upgrade medseg"
         )
-    options = dict(spec.model_options)
-    options["deep_supervision"] = False  # inference only needs the full-resolution head
-    model = create_model(spec.model_name, **options)
+    # Rebuilt exactly as trained (deep-supervision heads included) so loading can be
+    # strict; in eval mode the network returns only its full-resolution output.
+    model = create_model(spec.model_name, **dict(spec.model_options))
     try:
         state = torch.load(weights_path, map_location=map_location, weights_only=True)
-        state = {k: v for k, v in state.items() if not k.startswith("deep_supervision_heads")}
-        model.load_state_dict(state, strict=False)
+        model.load_state_dict(state, strict=True)
     except Exception as exc:
         raise BundleError(f"{weights_path}: weights do not load into {spec.model_name} ({exc})") from exc
     model.eval()

@@ -47,3 +47,13 @@ def test_missing_and_broken_bundles(tmp_path):
     (tmp_path / "b" / "weights.pt").write_bytes(b"garbage")
     with pytest.raises(BundleError, match="weights"):
         load_bundle(tmp_path / "b")
+
+
+def test_weights_missing_a_layer_are_rejected(tmp_path):
+    spec = _spec()
+    save_bundle(tmp_path / "b", model=create_model(spec.model_name, **spec.model_options), spec=spec)
+    state = torch.load(tmp_path / "b" / "weights.pt", weights_only=True)
+    state.pop(next(iter(state)))
+    torch.save(state, tmp_path / "b" / "weights.pt")
+    with pytest.raises(BundleError, match="do not load"):
+        load_bundle(tmp_path / "b")
