@@ -78,3 +78,21 @@ def test_choose_threshold_maximises_lesion_f1():
                                         thresholds=[0.3, 0.5, 0.9])
     assert threshold == 0.5
     assert table.set_index("threshold")["f1"].tolist() == pytest.approx([2 / 3, 1.0, 0.0])
+
+
+def test_score_inputs_writes_lesion_outputs(detector, tmp_path):
+    import pandas as pd
+
+    import medseg
+    from medseg.anomaly.outputs import score_inputs
+
+    found, _ = detector
+    case = make_lesion_case(950, n_lesions=2, **SIZE, **LESIONS)
+    medseg.write(case.image, tmp_path / "in" / "c950.nii.gz")
+    table = score_inputs(tmp_path / "in", model=found, out_dir=tmp_path / "out", progress=False)
+    instances = medseg.read(tmp_path / "out" / "c950_lesions.nii.gz")
+    lesions = pd.read_csv(tmp_path / "out" / "lesions.csv")
+    assert instances.same_grid(case.image) and int(instances.array.max()) == len(lesions)
+    assert table.loc[0, "n_lesions"] == len(lesions)
+    assert table.loc[0, "suspicious_score"] == pytest.approx(lesions["max_probability"].max())
+    assert (tmp_path / "out" / "c950_overlay.png").exists()
