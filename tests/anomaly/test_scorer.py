@@ -128,3 +128,18 @@ def test_a_segmentation_bundle_is_not_an_anomaly_bundle(trained, tmp_path):
     with pytest.raises(BundleError, match="anomaly"):
         AnomalyScorer(scorer.model, spec, folder)
     assert json.dumps(scorer.spec.postprocessing["target_fpr"]) == "0.005"
+
+
+def test_three_dimensional_model_trains_saves_and_scores(one_thread, tmp_path):
+    small = make_anomaly_benchmark(n_train=3, n_val=1, n_test_lesion=1, n_test_normal=0,
+                                   shape=(32, 32, 32), spacing_mm=(3.0, 3.0, 4.0),
+                                   radius_mm=(8.0, 9.0))
+    config = DenoisingConfig(spatial_dims=3, patch_size=(32, 32, 32), batch_size=2, iterations=3)
+    scorer = train_anomaly_model(small.train, val=small.val, out_dir=tmp_path / "b3d",
+                                 config=config, progress=False)
+    image = small.test[0].image
+    loaded = AnomalyScorer.from_bundle(tmp_path / "b3d")
+    assert loaded.spec.spatial_dims == 3 and loaded.spec.in_channels == 2
+    result = loaded.score(image)
+    assert result.anomaly_map.same_grid(image)
+    assert np.array_equal(result.anomaly_map.array, scorer.score(image).anomaly_map.array)
