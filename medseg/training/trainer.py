@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-import medseg
 from medseg.atomic import atomic_path
 from medseg.config import config_hash, load_yaml, save_yaml, to_dict
 from medseg.data import Dataset, Plan, compute_fingerprint, load_dataset, load_plan, make_plan
@@ -27,6 +26,7 @@ from medseg.data.transforms import build_augmentation
 from medseg.errors import TrainingError
 from medseg.inference.bundle import BundleSpec, save_bundle
 from medseg.models import create_model
+from medseg.provenance import provenance_record
 from medseg.training import distributed as ddp
 from medseg.training.checkpoint import load_checkpoint, save_checkpoint, unwrap
 from medseg.training.config import TrainConfig, resolve_config
@@ -98,13 +98,12 @@ def _check_resumable(run_dir: Path, config: TrainConfig) -> None:
 def _provenance(dataset: Dataset, plan: Plan, config: TrainConfig, *, seed: int, fold: int,
                 val_ids: list[str], case_hashes: dict[str, str], best_epoch: int,
                 world_size: int) -> dict[str, Any]:
-    import monai
-
-    return {"medseg_version": medseg.__version__, "torch_version": str(torch.__version__),
-            "monai_version": str(monai.__version__), "config_hash": config_hash(config),
-            "plan_hash": config_hash(plan), "dataset": dataset.name, "seed": int(seed),
-            "fold": int(fold), "epochs": int(config.epochs), "world_size": int(world_size), "best_epoch": int(best_epoch),
-            "validation_cases": val_ids, "case_hashes": case_hashes}
+    # Case hashes were computed while caching, so inputs are not hashed a second time.
+    return provenance_record(
+        config=config, seed=int(seed), hash_inputs=False, plan_hash=config_hash(plan),
+        dataset=dataset.name, fold=int(fold), epochs=int(config.epochs),
+        world_size=int(world_size), best_epoch=int(best_epoch), validation_cases=val_ids,
+        case_hashes=case_hashes)
 
 
 def train(
