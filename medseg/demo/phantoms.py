@@ -5,6 +5,7 @@ Shapes are defined in millimetres, so any size/spacing gives the same anatomy.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -13,6 +14,8 @@ from scipy import ndimage
 
 from medseg import geometry
 from medseg.volume import Volume
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ORGAN_LABELS", "LESION_LABEL", "PhantomCase", "make_phantom"]
 
@@ -74,7 +77,8 @@ def make_phantom(
     seed
         Seed for organ jitter, lesions and noise; equal seeds give equal arrays.
     n_lesions
-        Number of spherical lesions placed inside the liver.
+        Number of spherical lesions placed inside the liver, apart from each other
+        (fewer, with a warning, if the liver has no room for more).
     lesions_in_labels
         Also write lesions into ``labels`` with value 4 (``"lesion"``).
 
@@ -109,19 +113,20 @@ def make_phantom(
     image[inner] = _HU["muscle"]
     labels = np.zeros(shape, dtype=np.uint8)
 
+    # RAS: +x is the patient's right (liver), -x the left (spleen).
     angle = jitter(0.25)
-    liver = _ellipsoid(unit, (-0.35 + jitter(0.05), 0.1 + jitter(0.05), 0.15 + jitter(0.05)),
+    liver = _ellipsoid(unit, (0.35 + jitter(0.05), 0.1 + jitter(0.05), 0.15 + jitter(0.05)),
                        (0.38 + jitter(0.04), 0.42 + jitter(0.04), 0.5 + jitter(0.05)),
-                       _rotation_z(angle))
+                       _rotation_z(-angle))
     # A notch makes the liver non-convex, like the real one.
-    liver &= ~_ellipsoid(unit, (-0.1, -0.25, 0.0), (0.18, 0.15, 0.6))
-    spleen = _ellipsoid(unit, (0.45 + jitter(0.04), 0.25 + jitter(0.04), 0.25 + jitter(0.05)),
+    liver &= ~_ellipsoid(unit, (0.1, -0.25, 0.0), (0.18, 0.15, 0.6))
+    spleen = _ellipsoid(unit, (-0.45 + jitter(0.04), 0.25 + jitter(0.04), 0.25 + jitter(0.05)),
                         (0.16 + jitter(0.02), 0.22 + jitter(0.02), 0.3 + jitter(0.03)),
-                        _rotation_z(jitter(0.4)))
-    kidney_l = _ellipsoid(unit, (0.32 + jitter(0.03), -0.3 + jitter(0.03), -0.25 + jitter(0.04)),
-                          (0.12, 0.1, 0.22 + jitter(0.02)), _rotation_z(0.4 + jitter(0.2)))
-    kidney_r = _ellipsoid(unit, (-0.32 + jitter(0.03), -0.3 + jitter(0.03), -0.3 + jitter(0.04)),
-                          (0.12, 0.1, 0.22 + jitter(0.02)), _rotation_z(-0.4 + jitter(0.2)))
+                        _rotation_z(-jitter(0.4)))
+    kidney_l = _ellipsoid(unit, (-0.32 + jitter(0.03), -0.3 + jitter(0.03), -0.25 + jitter(0.04)),
+                          (0.12, 0.1, 0.22 + jitter(0.02)), _rotation_z(-0.4 - jitter(0.2)))
+    kidney_r = _ellipsoid(unit, (0.32 + jitter(0.03), -0.3 + jitter(0.03), -0.3 + jitter(0.04)),
+                          (0.12, 0.1, 0.22 + jitter(0.02)), _rotation_z(0.4 - jitter(0.2)))
     spine = _ellipsoid(unit, (0.0, -0.55, 0.0), (0.1, 0.1, 2.0))
     for mask, tissue, value in ((liver, "liver", 1), (spleen, "spleen", 2),
                                 (kidney_l, "kidney", 3), (kidney_r, "kidney", 3)):
@@ -134,15 +139,23 @@ def make_phantom(
     centres: list[list[float]] = []
     radii: list[float] = []
     liver_points = points[labels == 1]
-    for _ in range(int(n_lesions)):
-        for _attempt in range(50):
+    margin_mm = float(spacing.max())
+    for number in range(int(n_lesions)):
+        # Lesions lie inside the liver and never touch each other, so each one is
+        # exactly one connected component; a lesion that finds no room is left out.
+        for _attempt in range(200):
             radius = float(rng.uniform(*lesion_radius_mm))
             centre = liver_points[rng.integers(len(liver_points))]
+            apart = all(np.linalg.norm(centre - np.asarray(c)) > radius + r + 2 * margin_mm
+                        for c, r in zip(centres, radii))
+            if not apart:
+                continue
             sphere = np.sum((points - centre) ** 2, axis=-1) <= radius**2
-            inside = (labels[sphere] == 1).mean() if sphere.any() else 0.0
-            overlap = lesions[sphere].any()
-            if inside > 0.95 and not overlap:
+            if sphere.any() and (labels[sphere] == 1).mean() > 0.95:
                 break
+        else:
+            log.warning("phantom(seed=%d): room for only %d of %d lesions", seed, number, n_lesions)
+            break
         lesions[sphere] = 1
         image[sphere] = _HU["liver"] + lesion_contrast_hu
         centres.append([float(c) for c in centre])

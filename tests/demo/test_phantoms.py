@@ -59,3 +59,25 @@ def test_make_dataset_writes_msd_layout(tmp_path):
     assert labels.kind == "labels" and image.kind == "image"
     assert image.same_grid(labels)
     np.testing.assert_array_equal(labels.array, make_phantom(shape=(16, 16, 16), seed=0).labels.array)
+
+
+def test_anatomy_sides_in_ras():
+    case = make_phantom(shape=(32, 32, 32), seed=4)
+    labels = case.labels
+
+    def centre_x_mm(value):
+        return labels.index_to_ras_mm(np.argwhere(labels.array == value)).mean(axis=0)[0]
+
+    assert centre_x_mm(1) > 0, "liver lies on the patient's right (+x in RAS)"
+    assert centre_x_mm(2) < 0, "spleen lies on the patient's left"
+
+
+def test_each_lesion_is_one_component_and_too_many_are_left_out(caplog):
+    import cc3d
+
+    case = make_phantom(shape=(48, 48, 40), spacing_mm=(1.5, 1.5, 2.0), seed=2, n_lesions=4)
+    assert cc3d.connected_components(case.lesions.array).max() == len(case.lesion_centres_mm) == 4
+    crowded = make_phantom(shape=(32, 32, 32), seed=2, n_lesions=40, lesion_radius_mm=(8.0, 9.0))
+    assert 0 < len(crowded.lesion_centres_mm) < 40
+    assert cc3d.connected_components(crowded.lesions.array).max() == len(crowded.lesion_centres_mm)
+    assert "room for only" in caplog.text
