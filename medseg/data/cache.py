@@ -125,7 +125,7 @@ def preprocess_dataset(
     The cache folder is keyed on the plan's spacing, orientation and normalisation
     (``<cache_dir>/preprocessed/<hash>/``); a case is redone only when its files change.
     """
-    from medseg.data.parallel import map_cases
+    from medseg.parallel import map_cases
 
     key = config_hash({"spacing": plan.target_spacing_mm, "orientation": plan.orientation,
                        "normalization": plan.normalization, "labels": plan.labels})

@@ -196,7 +196,7 @@ def check_case(case: Case, labels: Mapping[int, str]) -> list[str]:
 
 def validate_dataset(dataset: Dataset, *, workers: int = 2, progress: bool = False) -> None:
     """Check every case and raise one ``DatasetError`` that lists ALL problems found."""
-    from medseg.data.parallel import map_cases
+    from medseg.parallel import map_cases
 
     problems = [p for found in map_cases(check_case, dataset.cases, dataset.labels,
                                           workers=workers, progress=progress, desc="validate")

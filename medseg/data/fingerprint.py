@@ -171,7 +171,7 @@ def compute_fingerprint(
     Fingerprint
         Also written to ``cache_dir/fingerprint.json``.
     """
-    from medseg.data.parallel import map_cases
+    from medseg.parallel import map_cases
 
     unlabeled = [c.case_id for c in dataset.cases if c.label_path is None]
     if unlabeled:

@@ -6,18 +6,15 @@ Unpaired, unreadable or mismatched cases become error rows; one bad case never s
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from medseg.errors import InputNotFoundError, MedsegError
 from medseg.metrics.evaluate import EmptyPolicy, evaluate
+from medseg.parallel import map_cases
 
 __all__ = ["evaluate_folder", "case_id_from_path", "LABEL_SUFFIXES"]
 
@@ -75,10 +72,8 @@ def _error_row(case: str, message: str) -> pd.DataFrame:
     return pd.DataFrame([{"case_id": case, "error": message}])
 
 
-def _pool_context() -> multiprocessing.context.BaseContext:
-    # fork starts in milliseconds and the workers only run numpy/scipy code.
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+def _evaluate_job(job: tuple[str, str, str], options: dict[str, Any]) -> pd.DataFrame:
+    return _evaluate_case(*job, options)
 
 
 def evaluate_folder(
@@ -136,19 +131,10 @@ def evaluate_folder(
     for case in sorted(set(refs) - set(preds)):
         tables[case] = _error_row(case, f"{refs[case]}: no prediction file for this case in {pred_dir}")
     jobs = [(case, str(preds[case]), str(refs[case])) for case in sorted(set(preds) & set(refs))]
-    workers = max(1, min(int(workers), len(jobs), os.cpu_count() or 1))
-    bar = tqdm(total=len(jobs), desc="evaluate", unit="case", disable=not progress)
-    if workers == 1:
-        for case, pred_path, ref_path in jobs:
-            tables[case] = _evaluate_case(case, pred_path, ref_path, options)
-            bar.update()
-    else:
-        with ProcessPoolExecutor(workers, mp_context=_pool_context()) as pool:
-            futures = {pool.submit(_evaluate_case, *job, options): job[0] for job in jobs}
-            for future in as_completed(futures):
-                tables[futures[future]] = future.result()
-                bar.update()
-    bar.close()
+    results = map_cases(_evaluate_job, jobs, options, workers=workers, progress=progress,
+                        desc="evaluate")
+    for (case, _, _), table in zip(jobs, results):
+        tables[case] = table
     failed = sum(1 for t in tables.values() if (t["error"] != "").any())
     if failed:
         log.warning("%d of %d cases could not be evaluated (see the error column)", failed, len(tables))

@@ -1,6 +1,6 @@
 """Per-case work in a process pool, with a progress bar and results in input order.
 
-Used by dataset validation, the fingerprint and the preprocessing cache.
+Used by dataset validation, the fingerprint, the preprocessing cache and evaluate_folder.
 """
 
 from __future__ import annotations
