@@ -90,9 +90,11 @@ def check_in_sync(model: torch.nn.Module, info: DistributedInfo) -> None:
 
     if not info.is_distributed:
         return
+    # The digest stays on the parameters' device: NCCL gathers only CUDA tensors, gloo CPU ones.
+    device = next(model.parameters()).device
     with torch.no_grad():
-        flat = torch.cat([p.detach().double().flatten().cpu() for p in model.parameters()])
-        weights = torch.arange(1, flat.numel() + 1, dtype=torch.float64) % 7 + 1
+        flat = torch.cat([p.detach().double().flatten() for p in model.parameters()])
+        weights = torch.arange(1, flat.numel() + 1, dtype=torch.float64, device=device) % 7 + 1
         digest = torch.stack([flat.sum(), (flat * weights).sum(), (flat**2).sum()])
     gathered = [torch.zeros_like(digest) for _ in range(info.world_size)]
     dist.all_gather(gathered, digest)

@@ -12,7 +12,8 @@ from medseg.data.sampling import EpochSampler
 from medseg.demo import make_dataset
 from medseg.inference.bundle import load_bundle
 from medseg.training import TrainConfig, train
-from medseg.training.distributed import spawn_local
+from medseg.training import distributed as ddp
+from medseg.training.distributed import DistributedInfo, spawn_local
 
 
 def test_epoch_sampler_gives_ranks_disjoint_batches():
@@ -35,6 +36,23 @@ def test_two_gloo_processes_train_in_sync(tmp_path):
     assert provenance["world_size"] == 2
     model, spec = load_bundle(tmp_path / "run" / "bundle")
     assert spec.provenance["world_size"] == 2
+
+
+def test_sync_check_gathers_on_the_model_device(monkeypatch):
+    # NCCL gathers only CUDA tensors: the digest must stay where the weights are (here "meta").
+    import torch
+
+    seen = []
+
+    def all_gather(out, tensor):
+        seen.append([tensor.device] + [o.device for o in out])
+        raise StopIteration  # meta tensors cannot be compared; the devices are what is checked
+
+    monkeypatch.setattr(ddp.dist, "all_gather", all_gather)
+    model = torch.nn.Linear(3, 2, device="meta")
+    with pytest.raises(StopIteration):
+        ddp.check_in_sync(model, DistributedInfo(rank=0, world_size=2))
+    assert seen == [[torch.device("meta")] * 3]
 
 
 @pytest.mark.slow
