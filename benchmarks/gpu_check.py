@@ -1,6 +1,6 @@
 """GPU check of medseg: CUDA training with AMP, training throughput, inference precisions, NCCL DDP.
 
-Usage: python benchmarks/gpu_check.py --out DIR [--device cuda|cpu] [--quick] [--max-minutes 6.5]
+Usage: python benchmarks/gpu_check.py --out DIR [--device cuda|cpu] [--quick] [--max-minutes 6]
 
 Steps (each timed; a failing step is recorded with its traceback and the next one runs):
 env (torch/CUDA/versions); training (``tiny3d`` preset on synthetic phantoms with bf16 AMP,
@@ -119,7 +119,7 @@ def step_env(ctx: dict) -> dict:
         props = torch.cuda.get_device_properties(ctx["device"])
         out.update(device_name=props.name, capability=list(torch.cuda.get_device_capability()),
                    total_memory_gib=props.total_memory / 2**30, bf16_supported=torch.cuda.is_bf16_supported(),
-                   nccl=".".join(map(str, torch.cuda.nccl.version())))
+                   nccl=str(torch.cuda.nccl.version()))
         torch.zeros(1, device=ctx["device"])  # CUDA context up front, outside later timings
     import medseg
 
@@ -156,12 +156,13 @@ def _train_once(ctx: dict, name: str, cfg, **kwargs):
                     "best_val_dice": result.best_val_dice, "epochs_done": len(result.history)}
 
 
-def _heldout_dice(ctx: dict, bundle: Path, precision: str = "auto") -> float:
+def _heldout_dice(ctx: dict, bundle: Path, precision: str = "auto") -> dict:
     from medseg.inference import Predictor
 
     predictor = Predictor.from_bundle(bundle, device=str(ctx["device"]), precision=precision,
                                       postprocess=False)
-    return float(np.mean([_mean_dice(predictor(c.image).array, c.labels.array) for c in ctx["heldout"]]))
+    dice = float(np.mean([_mean_dice(predictor(c.image).array, c.labels.array) for c in ctx["heldout"]]))
+    return {"heldout_dice": dice, "heldout_inference_precision": predictor.precision}
 
 
 def _weights(run_dir: Path) -> dict:
@@ -203,21 +204,25 @@ def step_training(ctx: dict) -> dict:
     runs = out["runs"] = {}
     auto = choose_precision(dev, cpu_bf16=cfg.cpu_bf16, cuda_amp=cfg.cuda_amp).name
     result, runs["A"] = _train_once(ctx, "train_a", cfg)
-    runs["A"].update(precision=auto, heldout_dice=_heldout_dice(ctx, result.bundle_dir))
+    runs["A"].update(precision=auto, **_heldout_dice(ctx, result.bundle_dir))
     ctx["bundle"] = result.bundle_dir
     print(f"  run A ({auto}): {runs['A']}", flush=True)
-    _, runs["B"] = _train_once(ctx, "train_b", cfg)
-    out["seeded_repeat"] = _compare_runs(ctx["work"] / "train_a", ctx["work"] / "train_b")
-    half = max(cfg.epochs // 2, 1)
-    _train_once(ctx, "train_c", cfg, stop_after_epoch=half)
-    resumed, runs["C_resumed"] = _train_once(ctx, "train_c", cfg, resume=True)
-    out["resume"] = dict(_compare_runs(ctx["work"] / "train_a", ctx["work"] / "train_c"),
+    # Repeat and resume on a shorter schedule of the same config: S1, S2 (same seed), S3 (stop + resume).
+    short = dataclasses.replace(cfg, epochs=max(2, cfg.epochs // 5))
+    first, runs["S1"] = _train_once(ctx, "short_1", short)
+    _, runs["S2"] = _train_once(ctx, "short_2", short)
+    out["seeded_repeat"] = dict(_compare_runs(ctx["work"] / "short_1", ctx["work"] / "short_2"),
+                                epochs=short.epochs)
+    half = short.epochs // 2
+    _train_once(ctx, "short_3", short, stop_after_epoch=half)
+    resumed, runs["S3_resumed"] = _train_once(ctx, "short_3", short, resume=True)
+    out["resume"] = dict(_compare_runs(ctx["work"] / "short_1", ctx["work"] / "short_3"),
                          stopped_after=half, epochs_after_resume=resumed.history["epoch"].tolist(),
-                         loss_equal_to_A=resumed.history["train_loss"].tolist()
-                         == result.history["train_loss"].tolist())
+                         loss_equal_to_uninterrupted=resumed.history["train_loss"].tolist()
+                         == first.history["train_loss"].tolist())
     print(f"  repeat {out['seeded_repeat']}, resume {out['resume']}", flush=True)
     fp32, runs["fp32"] = _train_once(ctx, "train_fp32", dataclasses.replace(cfg, cuda_amp=False, cpu_bf16=False))
-    runs["fp32"].update(precision="fp32", heldout_dice=_heldout_dice(ctx, fp32.bundle_dir, "fp32"))
+    runs["fp32"].update(precision="fp32", **_heldout_dice(ctx, fp32.bundle_dir, "fp32"))
     if dev.type != "cuda":
         runs["fp16"] = {"skipped": "fp16 AMP with GradScaler is a CUDA path"}
         return out
@@ -230,7 +235,7 @@ def step_training(ctx: dict) -> dict:
                             grad_scalers_created=_CountingScaler.created, scaler_steps=_CountingScaler.steps)
     finally:
         torch.cuda.is_bf16_supported, torch.amp.GradScaler = saved
-    runs["fp16"]["heldout_dice"] = _heldout_dice(ctx, fp16.bundle_dir, "fp16")
+    runs["fp16"].update(_heldout_dice(ctx, fp16.bundle_dir, "fp16"))
     return out
 
 
@@ -394,6 +399,9 @@ def step_inference_ct(ctx: dict) -> dict:
     reference = None
     for precision in _precisions(dev):
         row: dict = {"precision": precision}
+        if time.perf_counter() > ctx["deadline"]:
+            out["precision_rows"].append(dict(row, skipped="time budget"))
+            continue
         predictor = Predictor.from_bundle(ctx["bundle"], device=str(dev), precision=precision, postprocess=False)
         with PeakRSS() as rss, cuda_peak(dev, row):
             start = time.perf_counter()
@@ -407,6 +415,9 @@ def step_inference_ct(ctx: dict) -> dict:
     full = None
     for budget in (None, sizes["ct_budget_mb"]):
         row = {"precision": "auto", "memory_budget_mb": budget}
+        if time.perf_counter() > ctx["deadline"]:
+            out["budget_rows"].append(dict(row, skipped="time budget"))
+            continue
         predictor = Predictor.from_bundle(ctx["bundle"], device=str(dev), memory_budget_mb=budget,
                                           postprocess=False)
         with PeakRSS() as rss, cuda_peak(dev, row):
@@ -439,10 +450,10 @@ def _markdown(results: dict) -> str:
               ("inference_cases", "rows", ["precision", "effective_precision", "s_per_case", "peak_cuda_mib",
                                            "mean_dice", "fraction_differing_from_fp32"]),
               ("inference_ct", "precision_rows", ["precision", "network_seconds", "peak_cuda_mib", "rss_before_mib",
-                                                  "peak_rss_mib", "fraction_differing_from_fp32"]),
+                                                  "peak_rss_mib", "fraction_differing_from_fp32", "skipped"]),
               ("inference_ct", "budget_rows", ["memory_budget_mb", "effective_precision", "seconds",
                                                "peak_cuda_mib", "rss_before_mib", "peak_rss_mib",
-                                               "voxels_differing_from_no_budget"])]
+                                               "voxels_differing_from_no_budget", "skipped"])]
     for name, key, columns in tables:
         result = results["steps"].get(name, {}).get("result")
         if not result:
@@ -477,7 +488,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="folder for gpu_check.json/.md (required)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--quick", action="store_true", help="small sizes (CPU smoke test)")
-    parser.add_argument("--max-minutes", type=float, default=6.5,
+    parser.add_argument("--max-minutes", type=float, default=6.0,
                         help="skip steps that would start after this much wall time")
     parser.add_argument("--skip", nargs="*", default=[], help="step names to skip")
     parser.add_argument("--work-dir", type=Path, default=None, help="keep the runs here (default: temp)")
@@ -497,6 +508,7 @@ def main() -> None:
     results = {"started_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "device": str(device),
                "quick": args.quick, "command": " ".join(sys.argv), "work_dir": str(work), "steps": {}}
     began = time.perf_counter()
+    ctx["deadline"] = began + args.max_minutes * 60
     for name, function, needs in STEPS:
         elapsed = time.perf_counter() - began
         missing = [n for n in needs if results["steps"].get(n, {}).get("status") != "ok"]
