@@ -275,7 +275,7 @@ def step_ddp(ctx: dict) -> dict:
     spec = {"backend": backend, "dataset": str(ctx["dataset"]), "out_dir": str(ctx["work"] / "ddp")}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1",
                str(Path(__file__).resolve()), "--ddp-worker", json.dumps(spec)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=150)
     lines = [line for line in done.stdout.splitlines() if line.startswith("DDP_RESULT ")]
     out = {"backend": backend, "returncode": done.returncode, "passed": done.returncode == 0 and bool(lines)}
     if lines:
