@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from medseg.data.preprocess import preprocess_image
+from medseg.data.preprocess import network_grid, preprocess_image
 from medseg.errors import BundleError, InferenceError, InvalidArgumentError
 from medseg.inference.bundle import BundleSpec, load_bundle
 from medseg.inference.postprocess import apply_postprocessing
@@ -25,7 +25,7 @@ from medseg.inference.sliding_window import (
     resolve_precision,
     sliding_window_probabilities,
 )
-from medseg.resample import resample_to_grid
+from medseg.resample import iter_resampled_slabs, slab_depth_for, slab_working_bytes
 from medseg.volume import Volume
 
 __all__ = ["Predictor", "MemoryPlan"]
@@ -35,16 +35,25 @@ log = logging.getLogger(__name__)
 _MIB = 2**20
 # Rough bytes of live activations per window voxel and first-stage filter (inference mode).
 _ACTIVATION_BYTES_PER_VOXEL_FILTER = 24
+# Smallest working set granted to slabbed preprocessing when the budget is already spent.
+_MIN_PREPROCESS_MB = 1.0
 
 
 @dataclass(frozen=True)
 class MemoryPlan:
-    """How a prediction fits a memory budget: slab depths and the probability storage type."""
+    """How a prediction fits a memory budget: slab depths and the probability storage type.
+
+    ``preprocess_working_mb`` is what slabbed preprocessing may allocate besides its
+    float32 network-grid result (``None``: whole-volume preprocessing).
+    ``estimated_peak_mb`` covers what :meth:`Predictor.predict` allocates (see
+    ``memory_budget_mb``), not the input volume.
+    """
 
     network_slab_depth: int | None
     output_slab_depth: int | None
     store_dtype: str
     estimated_peak_mb: float
+    preprocess_working_mb: float | None = None
 
 
 def _compatible(first: BundleSpec, other: BundleSpec, where: str) -> None:
@@ -76,10 +85,17 @@ class Predictor:
     overlap : float
         Window overlap in [0, 1); 0.5 matches nnU-Net's step 0.5.
     memory_budget_mb : float, optional
-        Bound for the working memory of one prediction (network-grid input,
-        accumulators, probabilities, activations). Larger volumes are processed in
-        z-slabs and probabilities stored in float16 when needed; results do not
-        depend on the slab size.
+        Bound for everything one :meth:`predict` call allocates: preprocessing
+        (resampling working set and the float32 network-grid image), window
+        activations, accumulators, the probability store, resampling back and the
+        output label map. Not covered: the input volume as passed in, the loaded
+        networks and the buffers torch keeps after its first forward pass (~50 MiB
+        on CPU), the full-size probabilities of ``return_probabilities=True`` and
+        postprocessing (connected components, ~4-5 bytes per input voxel).
+        Larger volumes are preprocessed, predicted and resampled back in z-slabs
+        and probabilities stored in float16 when needed; window results do not
+        depend on the slab size, and slabbed cubic resampling of the input
+        matches the whole-volume one to ~1e-7 of the local intensity steps.
     precision : {"auto", "fp32", "bf16", "fp16"}
         ``auto``: fp16 AMP on CUDA, bf16 autocast on CPUs with native bf16, else fp32.
     sw_batch_size : int
@@ -193,6 +209,7 @@ class Predictor:
         net_image = preprocessed if preprocessed is not None else self.preprocess(volume)
         plan = self.memory_plan(volume, network_shape=net_image.shape)
         network = self.network_probabilities(volume, preprocessed=net_image, plan=plan)
+        del net_image  # a caller's ``preprocessed`` stays alive; memory_plan counts it throughout
         labels_array = np.empty(volume.shape, dtype=np.uint8)
         probabilities = (np.empty(volume.shape + (self.n_classes,), np.float32)
                          if return_probabilities else None)
@@ -201,6 +218,7 @@ class Predictor:
             labels_array[..., k0:k1] = lookup[np.argmax(slab, axis=-1)]
             if probabilities is not None:
                 probabilities[..., k0:k1, :] = slab
+            del slab  # one slab alive at a time
         names = {v: n for v, n in self.spec.labels.items() if int(v) != 0}
         meta = self._output_meta(volume)
         labels = Volume(labels_array, volume.affine, "labels", names, meta)
@@ -217,11 +235,17 @@ class Predictor:
         return self.predict(volume, return_probabilities=True)[1]  # type: ignore[return-value]
 
     def preprocess(self, volume: Volume) -> Volume:
-        """The network-grid image (reoriented, resampled, normalised) the model sees."""
+        """The network-grid image (reoriented, resampled, normalised) the model sees.
+
+        With ``memory_budget_mb`` set and a volume too large for it, the image is
+        resampled in z-slabs (see :meth:`memory_plan`).
+        """
         self._check_input(volume)
+        plan = self.memory_plan(volume) if self.memory_budget_mb is not None else None
         return preprocess_image(volume, target_spacing_mm=self.spec.target_spacing_mm,
                                 normalization=self.spec.normalization,
-                                orientation=self.spec.orientation)
+                                orientation=self.spec.orientation,
+                                max_working_mb=plan.preprocess_working_mb if plan else None)
 
     def network_probabilities(self, volume: Volume, *, preprocessed: Volume | None = None,
                               plan: MemoryPlan | None = None) -> Volume:
@@ -253,11 +277,18 @@ class Predictor:
                                  labels=dict(enumerate(self.label_values)))
 
     def memory_plan(self, volume: Volume, *, network_shape: Sequence[int] | None = None) -> MemoryPlan:
-        """Slab depths and storage type that keep one prediction under ``memory_budget_mb``."""
+        """Slab depths and storage type that keep one prediction under ``memory_budget_mb``.
+
+        The estimate follows the three phases of :meth:`predict`: preprocessing
+        (network-grid image + resampling working set), sliding windows (image,
+        probability store, activations, one slab of accumulators) and resampling
+        back (image, store, output labels, one slab of target-grid probabilities).
+        Without slabs it is the larger of the preprocessing phase and the sum of
+        the other two; the input volume is not counted.
+        """
         if network_shape is None:
-            extent = np.asarray(volume.shape) * np.asarray(volume.spacing_mm)
-            target = np.asarray(self.spec.target_spacing_mm, dtype=float)
-            network_shape = [max(1, round(e)) for e in extent / target]
+            network_shape = network_grid(volume, target_spacing_mm=self.spec.target_spacing_mm,
+                                         orientation=self.spec.orientation)[1]
         nx, ny, nz = (int(s) for s in network_shape)
         c, cin = self.n_classes, self.spec.in_channels
         patch = list(self.spec.patch_size) + [1] * (3 - len(self.spec.patch_size))
@@ -270,7 +301,14 @@ class Predictor:
         per_out_slice = ox * oy * (2 * c * 4 + 9)
         labels_out = ox * oy * oz
         store32 = nx * ny * nz * c * 4
-        full = net_input + activations + store32 + nz * per_net_slice + labels_out + oz * per_out_slice
+        # Whole-volume preprocessing: reoriented copy, float32 copy, scipy's padded copy and
+        # float64 spline coefficients of the input, then normalisation temporaries.
+        padded = math.prod(n + 24 for n in volume.shape) * cin  # scipy pads 12 voxels a side
+        whole_preprocess = (ox * oy * oz * cin * (volume.array.itemsize + 4) + padded * 12
+                            + 3 * net_input)
+        full = max(net_input + whole_preprocess,
+                   net_input + activations + store32 + nz * per_net_slice + labels_out
+                   + oz * per_out_slice)
         if self.memory_budget_mb is None:
             return MemoryPlan(None, None, "float32", full / _MIB)
         budget = self.memory_budget_mb * _MIB
@@ -285,13 +323,21 @@ class Predictor:
         room = budget - fixed - store
         net_depth = max(int(room // per_net_slice) - 2 * patch[2], max(patch[2] // 2, 1))
         out_depth = max(int(room // per_out_slice), 1)
-        estimate = fixed + store + max((net_depth + 2 * patch[2]) * per_net_slice,
-                                       out_depth * per_out_slice)
+        preprocess_mb = max((budget - net_input) / _MIB, _MIN_PREPROCESS_MB)
+        affine, shape = network_grid(volume, target_spacing_mm=self.spec.target_spacing_mm,
+                                     orientation=self.spec.orientation)
+        prep_depth = slab_depth_for(volume, affine=affine, shape=shape, order=3,
+                                    max_working_mb=preprocess_mb)
+        preprocess_peak = net_input + slab_working_bytes(volume, affine=affine, shape=shape,
+                                                         order=3, depth=prep_depth)
+        estimate = max(fixed + store + max((net_depth + 2 * patch[2]) * per_net_slice,
+                                           out_depth * per_out_slice), preprocess_peak)
         if estimate > budget:
             log.warning("%s: memory_budget_mb=%s is below what one slab needs (~%.0f MiB); "
                         "using the smallest slabs", volume.source, self.memory_budget_mb,
                         estimate / _MIB)
-        return MemoryPlan(min(net_depth, nz), min(out_depth, oz), store_dtype, estimate / _MIB)
+        return MemoryPlan(min(net_depth, nz), min(out_depth, oz), store_dtype, estimate / _MIB,
+                          preprocess_mb)
 
     # --------------------------------------------------------------- helpers
     def _check_input(self, volume: Volume) -> None:
@@ -316,26 +362,15 @@ class Predictor:
         return meta
 
     def _resample_slabs(self, network: Volume, target: Volume, depth: int | None):
-        """Yield ``(k0, k1, probabilities)`` slabs of the target grid, resampled in one step."""
-        store = network.array
-        oriented = network.reorient(target.orientation)
-        if oriented.same_grid(target, atol_mm=1e-4):
-            # Same voxels, only axis order/flip differs: no interpolation needed.
-            depth = depth or target.shape[2]
-            for k0 in range(0, target.shape[2], depth):
-                k1 = min(k0 + depth, target.shape[2])
-                yield k0, k1, np.asarray(oriented.array[..., k0:k1, :], dtype=np.float32)
-            return
+        """Yield ``(k0, k1, probabilities)`` slabs of the target grid, resampled in one step.
+
+        Each slab reads only the part of the store it needs (linear interpolation, so
+        slabs equal a whole-volume resampling); grids that differ only by axis order
+        and flips are copied from a view of the store, without interpolation.
+        """
         depth = depth or target.shape[2]
-        to_network = np.linalg.inv(network.affine)
-        for k0 in range(0, target.shape[2], depth):
-            k1 = min(k0 + depth, target.shape[2])
-            sub = target.crop((slice(None), slice(None), slice(k0, k1)))
-            corners = np.array(np.meshgrid(*[[0, s - 1] for s in sub.shape], indexing="ij"))
-            points = (to_network @ sub.affine)[:3] @ np.vstack([corners.reshape(3, -1), np.ones(8)])
-            lo = np.clip(np.floor(points.min(axis=1)).astype(int) - 2, 0, np.array(store.shape[:3]) - 1)
-            hi = np.clip(np.ceil(points.max(axis=1)).astype(int) + 3, lo + 1, store.shape[:3])
-            window = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
-            part = network.crop(window)
-            part = part.replace(array=np.asarray(part.array, dtype=np.float32))
-            yield k0, k1, resample_to_grid(part, affine=sub.affine, shape=sub.shape, order=1).array
+        for k0, k1, slab in iter_resampled_slabs(network, affine=target.affine, shape=target.shape,
+                                                 order=1, slab_depth=depth):
+            slab = np.asarray(slab, dtype=np.float32)
+            yield k0, k1, slab
+            del slab

@@ -92,6 +92,40 @@ def test_memory_budget_gives_same_labels(predictor, tiny_bundle):
             assert np.mean(labels.array != reference.array) < 1e-3
 
 
+def test_budget_covers_preprocessing_of_a_fine_oblique_input(predictor, tiny_bundle):
+    # A fine, oblique LPS input (1.0 x 1.0 x 1.5 mm, 96 x 96 x 156) onto the 3 x 3 x 4 mm
+    # network grid: whole-volume cubic resampling would need ~50 MiB (float32 copy + float64
+    # spline coefficients); a 20 MiB budget makes preprocessing run in z-slabs.
+    from scipy.spatial.transform import Rotation
+
+    from medseg.data.preprocess import network_grid
+    from medseg.resample import slab_depth_for
+
+    case = make_phantom(shape=(96, 96, 156), spacing_mm=(1.0, 1.0, 1.5), seed=12)
+    image = case.image.reorient("LPS")
+    affine = image.affine.copy()
+    affine[:3, :3] = Rotation.from_euler("z", 8.0, degrees=True).as_matrix() @ affine[:3, :3]
+    image = image.replace(array=np.round(image.array).astype(np.int16), affine=affine)
+    bounded = Predictor.from_bundle(tiny_bundle, precision="fp32", memory_budget_mb=20.0)
+    plan = bounded.memory_plan(image)
+    assert predictor.memory_plan(image).estimated_peak_mb > 40.0  # unbudgeted: whole volume
+    assert plan.preprocess_working_mb is not None and plan.store_dtype == "float32"
+    assert plan.estimated_peak_mb <= 20.0
+    grid_affine, grid_shape = network_grid(image, target_spacing_mm=bounded.spec.target_spacing_mm)
+    depth = slab_depth_for(image, affine=grid_affine, shape=grid_shape, order=3,
+                           max_working_mb=plan.preprocess_working_mb)
+    assert 1 < depth < grid_shape[2]  # several preprocessing slabs
+    slabbed_input, whole_input = bounded.preprocess(image), predictor.preprocess(image)
+    np.testing.assert_array_equal(slabbed_input.affine, whole_input.affine)
+    np.testing.assert_allclose(slabbed_input.array, whole_input.array, rtol=0, atol=1e-4)
+    reference, reference_probs = predictor.predict(image, return_probabilities=True)
+    labels, probs = bounded.predict(image, return_probabilities=True)
+    np.testing.assert_allclose(probs.array, reference_probs.array, rtol=0, atol=1e-4)
+    np.testing.assert_array_equal(labels.array, reference.array)
+    truth = case.labels.reorient("LPS").array  # same voxels; the anatomy turned with the affine
+    assert dice(labels.array == 1, truth == 1) > 0.7
+
+
 class _Conv(torch.nn.Module):
     """Deterministic non-trivial 'network': one 3x3x3 conv to 3 classes."""
 
