@@ -193,9 +193,9 @@ n_train = 8
 n_val = 2
 shape = (48, 48, 48)
 spacing_mm = (2.0, 2.0, 2.5)
-patch_size = (48, 48)
+patch_size = (32, 32)
 batch_size = 16
-iterations = 200
+iterations = 1000  # about a minute on a laptop CPU
 seed = 0
 work_dir = "nb04_output"
 """),

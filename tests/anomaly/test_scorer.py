@@ -22,8 +22,7 @@ from medseg.anomaly import (
 from medseg.errors import BundleError
 
 SIZE = {"shape": (48, 48, 32), "spacing_mm": (2.0, 2.0, 4.0)}
-CONFIG = DenoisingConfig(patch_size=(32, 32), batch_size=16, iterations=300, noise_resolution=4,
-                         noise_std=0.4)
+CONFIG = DenoisingConfig(patch_size=(32, 32), batch_size=16, iterations=1000)  # the defaults
 
 
 @pytest.fixture(scope="module")
@@ -50,20 +49,19 @@ def trained(bench, one_thread, tmp_path_factory):
     return scorer, folder
 
 
-def test_learned_detector_finds_lesions_far_above_chance(bench, trained):
-    # The brief asks the learned map to beat the z-score baseline on AUPRC; at this CI training
-    # budget it does not (measured AUPRC 0.26 vs 0.47, see benchmarks/README.md), so this test
-    # pins what it does reach and that both are measured on the same voxels.
+def test_learned_detector_beats_the_z_score_baseline_on_auprc(bench, trained):
+    # Both maps are scored on the same body voxels of the same test cases; the baseline is fitted
+    # on the same normal scans. Development runs (benchmarks/README.md) gave 0.60 vs 0.40 here.
     scorer, _ = trained
     truths = [c.lesion_mask for c in bench.test]
     learned = [scorer.score(c.image) for c in bench.test]
     baseline = ZScoreBaseline().fit(bench.train)
     reference = [baseline.score(c.image) for c in bench.test]
+    assert all(np.array_equal(a.body.array, b.body.array) for a, b in zip(learned, reference))
     ours = voxel_scores([r.anomaly_map for r in learned], truths, [r.body for r in learned])
     theirs = voxel_scores([r.anomaly_map for r in reference], truths, [r.body for r in reference])
-    prevalence = sum(int(t.array.sum()) for t in truths) / sum(int(r.body.array.sum()) for r in learned)
-    assert ours["auroc"] > 0.9 and theirs["auroc"] > 0.9
-    assert ours["auprc"] > 10 * prevalence and theirs["auprc"] > 10 * prevalence
+    assert ours["auprc"] > 1.2 * theirs["auprc"]
+    assert ours["auroc"] > 0.95
 
 
 def test_threshold_holds_the_target_false_positive_rate_on_validation_scans(bench, trained):
