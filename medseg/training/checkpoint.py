@@ -25,18 +25,21 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def save_checkpoint(path: str | Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    epoch: int, state: dict[str, Any]) -> Path:
-    """Write ``epoch`` (number of completed epochs), weights, optimiser and ``state`` atomically."""
+                    epoch: int, state: dict[str, Any],
+                    scaler: torch.amp.GradScaler | None = None) -> Path:
+    """Write ``epoch`` (completed epochs), weights, optimiser, loss scaler and ``state`` atomically."""
     payload = {"epoch": int(epoch), "model": unwrap(model).state_dict(),
-               "optimizer": optimizer.state_dict(), "state": state}
+               "optimizer": optimizer.state_dict(), "state": state,
+               "scaler": scaler.state_dict() if scaler is not None else None}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return Path(path)
 
 
 def load_checkpoint(path: str | Path, *, model: torch.nn.Module,
-                    optimizer: torch.optim.Optimizer | None = None) -> dict[str, Any]:
-    """Load weights (and optimiser) from ``path``; returns ``{"epoch", "state"}``."""
+                    optimizer: torch.optim.Optimizer | None = None,
+                    scaler: torch.amp.GradScaler | None = None) -> dict[str, Any]:
+    """Load weights (optimiser, fp16 loss scaler) from ``path``; returns ``{"epoch", "state"}``."""
     path = Path(path)
     if not path.exists():
         raise TrainingError(f"{path}: no checkpoint to resume from; train without --resume first")
@@ -45,6 +48,8 @@ def load_checkpoint(path: str | Path, *, model: torch.nn.Module,
         unwrap(model).load_state_dict(payload["model"])
         if optimizer is not None:
             optimizer.load_state_dict(payload["optimizer"])
+        if scaler is not None and payload.get("scaler"):
+            scaler.load_state_dict(payload["scaler"])
     except (RuntimeError, KeyError, EOFError) as exc:
         raise TrainingError(f"{path}: checkpoint does not fit this network/config ({exc}); "
                             "resume with the run's own config.yaml and plan.yaml") from exc

@@ -235,7 +235,8 @@ def _train(
                              "best_val_dice": float("nan"), "fold": fold, "seed": seed}
     start_epoch = 0
     if resume:
-        loaded = load_checkpoint(checkpoints / "last.pt", model=model, optimizer=optimizer)
+        loaded = load_checkpoint(checkpoints / "last.pt", model=model, optimizer=optimizer,
+                                 scaler=scaler)
         start_epoch, state = loaded["epoch"], loaded["state"]
         if (state.get("fold", fold), state.get("seed", seed)) != (fold, seed):
             raise TrainingError(f"{run_dir}: the run trained fold {state['fold']} with seed "
@@ -295,10 +296,10 @@ def _train(
         state["history"].append(row)
         if info.is_main:
             save_checkpoint(checkpoints / "last.pt", model=model, optimizer=optimizer,
-                            epoch=epoch + 1, state=state)
+                            epoch=epoch + 1, state=state, scaler=scaler)
             if improved:
                 save_checkpoint(checkpoints / "best.pt", model=model, optimizer=optimizer,
-                                epoch=epoch + 1, state=state)
+                                epoch=epoch + 1, state=state, scaler=scaler)
             _write_history(run_dir, state["history"])
             if writer is not None:
                 for key, value in row.items():
