@@ -59,6 +59,9 @@ class DenoisingConfig:
     ``calibrate`` (atlas models): residuals are divided by their per-voxel
     RMS over the normal training scans, as a z-score divides by the spread.
     ``target_spacing_mm`` ``None`` keeps the first training scan's spacing.
+    ``device``: ``"auto"`` trains on CUDA when there is a GPU, else the CPU
+    (a seeded CPU run repeats bit for bit; corruptions are drawn on the CPU,
+    so a GPU run sees the same batches).
     """
 
     spatial_dims: int = 2
@@ -85,6 +88,7 @@ class DenoisingConfig:
     target_fpr: float = 0.005
     val_fraction: float = 0.2
     residual: bool = True
+    device: str = "auto"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -274,7 +278,10 @@ def train_denoiser(
                "out_channels": 1,
                "patch_size": list(config.patch_size), "base_filters": config.base_filters,
                "norm_name": config.norm_name}
-    model = create_model(config.model_name, **options)
+    from medseg.inference.sliding_window import resolve_device
+
+    device = resolve_device(config.device)
+    model = create_model(config.model_name, **options).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=1e-5)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.learning_rate,
                                                    total_steps=config.iterations, pct_start=0.1)
@@ -296,7 +303,8 @@ def train_denoiser(
             noise = noise + blob_noise(clean.shape, max_blobs=config.blobs, radius_px=radius_px,
                                        std=config.blob_std, generator=generator)
         noisy = clean + noise * body
-        correction = model(torch.cat([noisy, inputs[:, 1:]], dim=1))
+        noisy, clean, body = noisy.to(device), clean.to(device), body.to(device)
+        correction = model(torch.cat([noisy, inputs[:, 1:].to(device)], dim=1))
         recon = noisy + correction if config.residual else correction
         # Air outside the body carries no information; weight the loss to the body.
         loss = (((recon - clean) ** 2) * (0.1 + body)).mean()
@@ -327,10 +335,13 @@ def reconstruct(model: torch.nn.Module, array: np.ndarray, *, spatial_dims: int,
 
     With ``residual`` the network output is a correction added to its input;
     ``atlas`` (same shape) is the second input channel of atlas models.
+    Windows run on the model's device; the result is stitched on the CPU.
     """
     from monai.inferers import sliding_window_inference
 
     model.eval()
+    window_device = next(model.parameters()).device
+    windows = {"sw_device": window_device, "device": torch.device("cpu")}
     network = model
     if residual:
         def network(batch: torch.Tensor) -> torch.Tensor:
@@ -340,11 +351,12 @@ def reconstruct(model: torch.nn.Module, array: np.ndarray, *, spatial_dims: int,
     if spatial_dims == 2:
         slices = tensor.permute(3, 0, 1, 2)  # (k, c, i, j)
         outputs = [sliding_window_inference(slices[s:s + batch_size], list(patch_size),
-                                            batch_size, network, overlap=0.25, mode="gaussian")
+                                            batch_size, network, overlap=0.25, mode="gaussian",
+                                            **windows)
                    for s in range(0, slices.shape[0], batch_size)]
         return torch.cat(outputs)[:, 0].permute(1, 2, 0).numpy()
     out = sliding_window_inference(tensor[None], list(patch_size), 2, network,
-                                   overlap=0.25, mode="gaussian")
+                                   overlap=0.25, mode="gaussian", **windows)
     return out[0, 0].numpy()
 
 

@@ -72,8 +72,11 @@ class AnomalyScorer:
         self.residual_scale = residual_scale
 
     @classmethod
-    def from_bundle(cls, path: str | Path) -> AnomalyScorer:
-        """Load a bundle written by :func:`train_anomaly_model` (``medseg anomaly train``)."""
+    def from_bundle(cls, path: str | Path, *, device: str = "auto") -> AnomalyScorer:
+        """Load a bundle written by :func:`train_anomaly_model` (``medseg anomaly train``).
+
+        ``device`` (``"auto"``: CUDA when there is a GPU) runs the network's windows.
+        """
         import medseg
 
         model, spec = load_bundle(path)
@@ -81,6 +84,9 @@ class AnomalyScorer:
         atlas = medseg.read(atlas_path, kind="image") if atlas_path.exists() else None
         scale_path = Path(path) / _SCALE_NAME
         scale = medseg.read(scale_path, kind="image") if scale_path.exists() else None
+        from medseg.inference.sliding_window import resolve_device
+
+        model = model.to(resolve_device(device))
         return cls(model, spec, Path(path), atlas=atlas, residual_scale=scale)
 
     @property
