@@ -119,7 +119,8 @@ def main() -> None:
             kinds.append(_per_kind("supervised (tiny3d)", probs, bodies, bench))
 
     pd.set_option("display.width", 160)
-    print(f"synthetic benchmark: {counts}, {size}, torch threads {args.threads}, CPU")
+    where = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+    print(f"synthetic benchmark: {counts}, {size}, torch threads {args.threads}, networks on {where}")
     print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(pd.DataFrame(kinds).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     base, model = rows[0], rows[1]
