@@ -6,7 +6,6 @@ Figures are embedded in ``report.html`` and also saved as PNGs under ``figures/`
 from __future__ import annotations
 
 import logging
-import platform
 from pathlib import Path
 from typing import Any
 
@@ -43,15 +42,15 @@ class _Figures:
         self.paths.append(atomic_write_bytes(self.folder / f"{name}.png", png))
 
 
-def _versions() -> dict[str, str]:
-    import monai
+def _versions(seed: int) -> dict[str, str]:
+    """The report's environment row: the shared provenance record plus the thread count."""
     import torch
 
-    import medseg
+    from medseg.provenance import provenance_record
 
-    return {"medseg": medseg.__version__, "torch": torch.__version__, "monai": monai.__version__,
-            "numpy": np.__version__, "python": platform.python_version(),
-            "torch threads": str(torch.get_num_threads())}
+    record = provenance_record(seed=seed)
+    return {"medseg": record["medseg_version"], **record["versions"], "seed": str(seed),
+            "torch threads": str(torch.get_num_threads()), "created (UTC)": record["created_utc"]}
 
 
 def _summary_by_label(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -227,7 +226,7 @@ def build_report(
     _metrics_section(report, figures, metrics, measurements)
     _sample_section(report, figures)
     report.add_heading("Environment")
-    report.add_table(pd.DataFrame([_versions()]), caption="Versions")
+    report.add_table(pd.DataFrame([_versions(seed)]), caption="Versions")
     path = report.write(Path(out_dir) / "report.html")
     log.info("wrote %s and %d figure(s) in %s", path, len(figures.paths), figures.folder)
     return path

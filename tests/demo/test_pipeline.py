@@ -58,6 +58,10 @@ def test_report_embeds_nonblank_figures(demo_run):
         assert base64.b64encode(path.read_bytes()).decode() in sources
     for heading in ("1. Data", "2. Training", "3. Held-out cases", "4. Metrics", "5. Measurements"):
         assert heading in html
+    from medseg import __version__
+
+    environment = html[html.index("Environment"):]  # the provenance record's versions
+    assert __version__ in environment and "created (UTC)" in environment and "pydicom" in environment
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
