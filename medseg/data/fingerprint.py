@@ -63,8 +63,25 @@ class Fingerprint:
 
 
 def default_cache_dir(dataset: Dataset) -> Path:
-    """Where fingerprints and preprocessed arrays of ``dataset`` are cached by default."""
-    return Path(dataset.root) / ".medseg_cache"
+    """Where fingerprints and preprocessed arrays of ``dataset`` are cached by default.
+
+    ``<dataset root>/.medseg_cache`` when that folder exists or the root is
+    writable; for a read-only dataset (a shared archive) a per-dataset folder
+    under ``$MEDSEG_CACHE_DIR``, else ``$XDG_CACHE_HOME/medseg``, else
+    ``~/.cache/medseg``, named after the dataset and a hash of its path.
+    """
+    import os
+
+    root = Path(dataset.root)
+    beside = root / ".medseg_cache"
+    if beside.is_dir() or os.access(root, os.W_OK):
+        return beside
+    base = os.environ.get("MEDSEG_CACHE_DIR") or Path(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "medseg"
+    digest = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:12]
+    folder = Path(base) / f"{root.name}-{digest}"
+    log.info("%s is read-only; caching in %s", root, folder)
+    return folder
 
 
 def make_cache_folder(folder: Path) -> Path:

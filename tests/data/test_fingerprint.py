@@ -106,3 +106,21 @@ def test_four_dimensional_msd_images_are_channels(tmp_path):
     assert [s.mean for s in fp.intensity] == [20.0, -3.0]
     cached = preprocess_dataset(dataset, make_plan(fp, patch_size=(4, 4, 4)), workers=1)
     assert cached[0].load()[0].shape == (2, 6, 6, 6)
+
+
+def test_read_only_dataset_caches_in_the_user_cache_folder(hand_dataset, tmp_path, monkeypatch):
+    root, _ = hand_dataset
+    real_access = os.access
+    # Tests run as root here, for whom chmod does not block writes: fake a read-only dataset.
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(root)
+                        else real_access(p, mode))
+    monkeypatch.setenv("MEDSEG_CACHE_DIR", str(tmp_path / "user_cache"))
+    dataset = load_dataset(root)
+    folder = fingerprint_module.default_cache_dir(dataset)
+    assert folder.parent == tmp_path / "user_cache" and folder.name.startswith("hand-")
+    compute_fingerprint(dataset)
+    assert not (root / ".medseg_cache").exists()
+    assert any(folder.iterdir())
+    # A writable dataset keeps its cache beside the data.
+    monkeypatch.setattr(os, "access", real_access)
+    assert fingerprint_module.default_cache_dir(dataset) == root / ".medseg_cache"
