@@ -107,7 +107,13 @@ def _progress(total: int, enabled: bool):
 
 def _run_local(todo, manifest, record, predictor: Predictor, output_dir: Path,
                output_options: OutputOptions, read_threads: int, bar) -> None:
-    """Readers prefetch and preprocess the next cases while the model computes the current one."""
+    """Readers prefetch and preprocess the next cases while the model computes the current one.
+
+    With ``predictor.memory_budget_mb`` set, cases go one at a time (read,
+    predict, write, then the next read), so the budget holds for the batch.
+    """
+    sequential = predictor.memory_budget_mb is not None
+    prefetch = 0 if sequential else read_threads
     with ThreadPoolExecutor(read_threads) as readers, ThreadPoolExecutor(1) as writers:
         reads: dict[int, Future] = {}
         writes: list[tuple[Case, Future, dict]] = []
@@ -130,12 +136,15 @@ def _run_local(todo, manifest, record, predictor: Predictor, output_dir: Path,
                 except Exception as exc:
                     record(case, "failed", describe_error(exc), timings, {})
 
-        for index in range(read_threads):
+        for index in range(prefetch):
             submit_read(index)
         for index, (case, _digest) in enumerate(todo):
+            if sequential:
+                drain(block=True)  # the previous case is written and released first
             submit_read(index)
             future = reads.pop(index)
-            submit_read(index + read_threads)
+            if prefetch:
+                submit_read(index + prefetch)
             timings: dict[str, float] = {}
             try:
                 volume, preprocessed, timings["read"] = future.result()
@@ -264,7 +273,9 @@ def run(
     device, tta, overlap, memory_budget_mb, precision
         Passed to :class:`medseg.inference.Predictor`.
     read_threads : int
-        Local mode: threads reading and preprocessing upcoming cases.
+        Local mode: threads reading and preprocessing upcoming cases. With
+        ``memory_budget_mb`` cases run one at a time instead, so that one
+        case's read, prediction and writing stay within the budget.
     dask_processes : bool
         LocalCluster workers as processes (True) or threads of this process.
     progress : bool

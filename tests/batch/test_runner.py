@@ -194,3 +194,39 @@ def test_input_on_other_grid_is_predicted_on_its_own_grid(tiny_bundle, tmp_path)
     assert result.done == 1 and labels.shape == (40, 30, 20) and labels.orientation == "LPS"
     assert dice(labels.reorient("RAS").array == 1, case.labels.array == 1) > 0.8
     assert SHAPE == (32, 32, 32)
+
+
+@pytest.mark.parametrize("budget_mb", [None, 256.0])
+def test_a_memory_budget_runs_cases_one_at_a_time(tiny_bundle, tmp_path, monkeypatch, budget_mb):
+    import threading
+    import time
+
+    from medseg.batch import runner as runner_module
+
+    write_cohort(tmp_path / "in", nifti_seeds=(51, 52, 53, 54), dicom_seed=None)
+    lock, held, peak = threading.Lock(), set(), [0]
+    real_load, real_write = runner_module.load_case, runner_module.write_outputs
+
+    def load(case, predictor):  # a case is "held" from its read until its outputs are written
+        with lock:
+            held.add(case.case_id)
+            peak[0] = max(peak[0], len(held))
+        time.sleep(0.2)  # slow reads, so that prefetching shows when it happens
+        return real_load(case, predictor)
+
+    def write(case, *args, **kwargs):
+        try:
+            return real_write(case, *args, **kwargs)
+        finally:
+            with lock:
+                held.discard(case.case_id)
+
+    monkeypatch.setattr(runner_module, "load_case", load)
+    monkeypatch.setattr(runner_module, "write_outputs", write)
+    result = run(tmp_path / "in", tmp_path / "out", model=tiny_bundle, memory_budget_mb=budget_mb,
+                 measure=False, progress=False)
+    assert result.done == 4
+    if budget_mb is None:
+        assert peak[0] > 1  # readers prefetch while the model computes
+    else:
+        assert peak[0] == 1
