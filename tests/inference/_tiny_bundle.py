@@ -79,7 +79,16 @@ def cached_tiny_bundle(tmp_path_factory, config=None) -> Path:
     if cache is not None:
         import hashlib
 
-        key = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+        # The bundle depends on this file, the phantoms it trains on and the trainer's code.
+        import medseg
+
+        package = Path(medseg.__file__).parent
+        sources = [Path(__file__), *sorted((package / "demo").glob("*.py")),
+                   *sorted((package / "training").glob("*.py"))]
+        digest = hashlib.sha256()
+        for source in sources:
+            digest.update(source.read_bytes())
+        key = digest.hexdigest()[:12]
         folder = Path(cache.mkdir(f"medseg-tiny-bundle-{key}"))
         if not (folder / "bundle.yaml").exists():  # written last by save_bundle
             train_tiny_bundle(folder)
