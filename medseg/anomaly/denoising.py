@@ -21,8 +21,8 @@ from medseg.data.preprocess import NormalizationSpec, preprocess_image
 from medseg.errors import InvalidArgumentError, TrainingError
 from medseg.volume import Volume
 
-__all__ = ["DenoisingConfig", "blob_noise", "coarse_noise", "fit_normalization", "train_denoiser",
-           "reconstruct"]
+__all__ = ["DenoisingConfig", "blob_noise", "coarse_noise", "fit_normalization", "intensity_remap",
+           "train_denoiser", "reconstruct"]
 
 log = logging.getLogger(__name__)
 
@@ -295,8 +295,9 @@ def train_denoiser(
         clean = inputs[:, :1]
         if config.intensity_jitter > 0:
             clean = intensity_remap(clean, std=config.intensity_jitter, generator=generator)
-        noise = coarse_noise(clean.shape, resolution=config.noise_resolution,
-                             std=config.noise_std, generator=generator)
+        noise = (coarse_noise(clean.shape, resolution=config.noise_resolution,
+                              std=config.noise_std, generator=generator)
+                 if config.noise_std > 0 else torch.zeros_like(clean))
         if config.blobs > 0:
             radius_px = [tuple(r / float(s) for r in config.blob_radius_mm)
                          for s in spacing[: config.spatial_dims]]
