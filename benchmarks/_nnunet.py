@@ -311,6 +311,20 @@ def read_train_record(model_folder: str | Path) -> dict:
     return json.loads((Path(model_folder) / TRAIN_RECORD_NAME).read_text())
 
 
+#: Tail of every nnU-Net predict worker script: time each case from file to file, write the record.
+#: The head sets up ``args``, ``t0`` (before loading) and ``predictor``.
+TIMED_CASES_SCRIPT = r"""
+load_s = time.perf_counter() - t0
+seconds = {}
+for case_id, image, out in args["cases"]:
+    t = time.perf_counter()
+    predictor.predict_from_files_sequential([[image]], [out], save_probabilities=False,
+                                            overwrite=True)
+    seconds[case_id] = time.perf_counter() - t
+with open(args["record"], "w") as handle:
+    json.dump({"load_seconds": load_s, "case_seconds": seconds}, handle)
+"""
+
 _PREDICT_SCRIPT = r"""
 import json, sys, time
 import torch
@@ -323,16 +337,7 @@ predictor = nnUNetPredictor(tile_step_size=args["step_size"], use_gaussian=True,
                             device=torch.device("cpu"), allow_tqdm=False)
 predictor.initialize_from_trained_model_folder(args["model_folder"], use_folds=(args["fold"],),
                                                checkpoint_name=args["checkpoint"])
-load_s = time.perf_counter() - t0
-seconds = {}
-for case_id, image, out in args["cases"]:
-    t = time.perf_counter()
-    predictor.predict_from_files_sequential([[image]], [out], save_probabilities=False,
-                                            overwrite=True)
-    seconds[case_id] = time.perf_counter() - t
-with open(args["record"], "w") as handle:
-    json.dump({"load_seconds": load_s, "case_seconds": seconds}, handle)
-"""
+""" + TIMED_CASES_SCRIPT
 
 
 def predict_nnunet(model_folder: str | Path, input_files: Sequence[str | Path],

@@ -61,6 +61,17 @@ def _per_kind(name: str, maps, bodies, bench) -> dict:
     return row
 
 
+def _score_unsupervised(name: str, score, bench, train_s: float, rows: list, kinds: list) -> list:
+    """Score every test case with ``score``, time it, append the table rows; returns the bodies."""
+    started = time.perf_counter()
+    results = [score(c.image) for c in bench.test]
+    score_s = time.perf_counter() - started
+    maps, bodies = [r.anomaly_map for r in results], [r.body for r in results]
+    rows.append(_evaluate(name, maps, bodies, bench, train_s, score_s))
+    kinds.append(_per_kind(name, maps, bodies, bench))
+    return bodies
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
@@ -80,12 +91,7 @@ def main() -> None:
     started = time.perf_counter()
     baseline = ZScoreBaseline().fit(bench.train, val=bench.val)
     train_s = time.perf_counter() - started
-    started = time.perf_counter()
-    results = [baseline.score(c.image) for c in bench.test]
-    score_s = time.perf_counter() - started
-    maps, bodies = [r.anomaly_map for r in results], [r.body for r in results]
-    rows.append(_evaluate("z-score baseline", maps, bodies, bench, train_s, score_s))
-    kinds.append(_per_kind("z-score baseline", maps, bodies, bench))
+    bodies = _score_unsupervised("z-score baseline", baseline.score, bench, train_s, rows, kinds)
 
     config = DenoisingConfig(patch_size=(32, 32))  # defaults: blobs, intensity jitter, calibration
     if args.iterations:
@@ -95,12 +101,7 @@ def main() -> None:
         scorer = train_anomaly_model(bench.train, val=bench.val, out_dir=Path(tmp) / "anomaly",
                                      config=config, progress=False)
         train_s = time.perf_counter() - started
-        started = time.perf_counter()
-        results = [scorer.score(c.image) for c in bench.test]
-        score_s = time.perf_counter() - started
-        maps, bodies = [r.anomaly_map for r in results], [r.body for r in results]
-        rows.append(_evaluate("denoising model", maps, bodies, bench, train_s, score_s))
-        kinds.append(_per_kind("denoising model", maps, bodies, bench))
+        _score_unsupervised("denoising model", scorer.score, bench, train_s, rows, kinds)
 
         if not args.no_supervised:
             # Labeled lesion cases with the same lesion kinds, sizes and variation; disjoint seeds.

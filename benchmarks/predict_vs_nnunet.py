@@ -91,16 +91,7 @@ predictor = nnUNetPredictor(tile_step_size=args["step_size"], use_gaussian=True,
 weights = [{k: v.clone() for k, v in network.state_dict().items()}]
 predictor.manual_initialization(network, plans, plans.get_configuration(args["configuration"]),
                                 weights, dataset_json, "medseg_torchscript", None)
-load_s = time.perf_counter() - t0
-seconds = {}
-for case_id, image, out in args["cases"]:
-    t = time.perf_counter()
-    predictor.predict_from_files_sequential([[image]], [out], save_probabilities=False,
-                                            overwrite=True)
-    seconds[case_id] = time.perf_counter() - t
-with open(args["record"], "w") as handle:
-    json.dump({"load_seconds": load_s, "case_seconds": seconds}, handle)
-"""
+""" + _nnunet.TIMED_CASES_SCRIPT
 
 
 def _nnunet_transpose(images: list[Path]) -> list[int]:
